@@ -1,0 +1,40 @@
+"""Where each stage reads and writes; dvc.yaml spells the same paths."""
+
+from pathlib import Path
+
+DATA = Path("data")
+MODELS = Path("models")
+REPORTS = Path("reports")
+
+
+def raw(dataset: str) -> Path:
+    return DATA / "raw" / f"{dataset}.npz"
+
+
+def prepared(dataset: str) -> Path:
+    return DATA / "prepared" / dataset
+
+
+def splits(dataset: str, protocol: str) -> Path:
+    return DATA / "splits" / dataset / f"{protocol}.npz"
+
+
+def model(dataset: str, protocol: str, method: str, cls: int) -> Path:
+    return MODELS / dataset / protocol / method / f"class{cls}.pt"
+
+
+def checkpoint(dataset: str, protocol: str, method: str, cls: int) -> Path:
+    """Outside every DVC output, so that an interrupted stage can resume from it."""
+    return DATA / "checkpoints" / dataset / protocol / method / f"class{cls}.pt"
+
+
+def training_log(dataset: str, protocol: str, method: str, cls: int) -> Path:
+    return REPORTS / "training" / dataset / protocol / method / f"class{cls}"
+
+
+def scores(dataset: str, protocol: str, method: str) -> Path:
+    return DATA / "scores" / dataset / protocol / f"{method}.csv"
+
+
+def metrics(dataset: str, protocol: str) -> Path:
+    return REPORTS / "metrics" / f"{dataset}_{protocol}.json"

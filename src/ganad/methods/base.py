@@ -1,0 +1,98 @@
+"""The interface every anomaly detector implements, and its params handling.
+
+A method is built from its params section (`methods.<name>` in params.yaml,
+parsed into the method's `Config` dataclass), fitted on normal training images
+with a normal validation slice, and scores images: higher means more anomalous.
+`save`/`load` round-trip everything needed to score again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..images import ImageSet
+
+
+class ParamsError(ValueError):
+    """A params value is invalid; the message names the key, the value and what is allowed."""
+
+
+def build_config(config_cls: type, section: dict[str, Any], where: str):
+    """Parse a params section into `config_cls`, naming unknown keys and bad values."""
+    section = dict(section or {})
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ParamsError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    config = config_cls(**section)
+    for field in dataclasses.fields(config_cls):
+        value = getattr(config, field.name)
+        rule = field.metadata.get("check")
+        if rule is not None and not rule(value):
+            raise ParamsError(f"{where}.{field.name} = {value!r} is invalid: must be {field.metadata['rule']}")
+    return config
+
+
+def positive(default, **kw):
+    return dataclasses.field(default=default, metadata={"check": lambda v: v is not None and v > 0, "rule": "> 0", **kw})
+
+
+def fraction(default):
+    return dataclasses.field(default=default, metadata={"check": lambda v: 0 <= v < 1, "rule": "in [0, 1)"})
+
+
+def one_of(default, choices):
+    return dataclasses.field(default=default, metadata={"check": lambda v: v in choices, "rule": f"one of {list(choices)}"})
+
+
+class Method(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config, channels: int, device: torch.device):
+        self.config = config
+        self.channels = channels
+        self.device = device
+
+    @abstractmethod
+    def fit(self, train: ImageSet, val: ImageSet, run) -> None:
+        """Learn from normal images; `run` is a `training.TrainingRun` for logging and checkpoints."""
+
+    @abstractmethod
+    def score(self, images: ImageSet) -> np.ndarray:
+        """One float per image; higher means more anomalous."""
+
+    @abstractmethod
+    def state_dict(self) -> dict:
+        """Everything `load_state_dict` needs to resume training or to score."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def selected(self) -> dict:
+        """Values the method chose from data (bandwidths, sizes), shown in reports."""
+        return {}
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"method": self.name, "config": dataclasses.asdict(self.config), "channels": self.channels,
+                   "state": self.state_dict(), "selected": self.selected()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device) -> "Method":
+        payload = torch.load(path, map_location=device, weights_only=False)
+        if payload["method"] != cls.name:
+            raise ValueError(f"'{path}' holds a {payload['method']} model, not {cls.name}")
+        method = cls(cls.Config(**payload["config"]), payload["channels"], device)
+        method.load_state_dict(payload["state"])
+        return method

@@ -1,0 +1,94 @@
+"""The two evaluation protocols, as index splits into the pooled image array.
+
+Images are pooled as `[official train | official test]`, so an index below
+`n_train` is an official training image. Every split is a dict of int64 index
+arrays `train`, `val`, `test`; `val` is carved from training normal data only.
+
+- leave_one_class_out (ADAE, after EGBAD): class c is the anomaly; 80 % of the
+  pooled normal images train, the other 20 % plus every image of class c test.
+- one_class_normal (ADGAN, after Schoelkopf): class c is normal; train on its
+  official training images, test on `test_size` random official test items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PROTOCOLS = ("leave_one_class_out", "one_class_normal")
+
+
+def anomaly_labels(protocol: str, labels: np.ndarray, cls: int) -> np.ndarray:
+    """1 for anomalous, 0 for normal: higher scores should go to the 1s."""
+    if protocol == "leave_one_class_out":
+        return (labels == cls).astype(np.int64)
+    if protocol == "one_class_normal":
+        return (labels != cls).astype(np.int64)
+    raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS)}")
+
+
+def _carve_validation(train: np.ndarray, val_fraction: float, rng: np.random.Generator):
+    train = rng.permutation(train)
+    n_val = int(round(val_fraction * len(train)))
+    return np.sort(train[n_val:]), np.sort(train[:n_val])
+
+
+def leave_one_class_out(
+    labels: np.ndarray, cls: int, rng: np.random.Generator, train_fraction: float = 0.8,
+    val_fraction: float = 0.1, leaky: bool = False,
+) -> dict[str, np.ndarray]:
+    """One permutation of the normal pool cut at `train_fraction`: train and test never share an image.
+
+    `leaky=True` reproduces the public EGBAD code's defect for auditing only: the test
+    normals come from a second, independent permutation, so most of them were trained on.
+    """
+    normal = np.flatnonzero(labels != cls)
+    n_train = int(round(train_fraction * len(normal)))
+    order = rng.permutation(normal)
+    train = order[:n_train]
+    test_normal = order[n_train:]
+    if leaky:
+        test_normal = rng.permutation(normal)[n_train:]
+    train, val = _carve_validation(train, val_fraction, rng)
+    test = np.sort(np.concatenate([test_normal, np.flatnonzero(labels == cls)]))
+    return {"train": train, "val": val, "test": test}
+
+
+def one_class_normal(
+    labels: np.ndarray, n_train: int, cls: int, rng: np.random.Generator, test_size: int = 5000,
+    val_fraction: float = 0.1,
+) -> dict[str, np.ndarray]:
+    """Train on the official training images of `cls`; test on random official test items of all classes."""
+    official_test = np.arange(n_train, len(labels))
+    train = np.flatnonzero(labels[:n_train] == cls)
+    train, val = _carve_validation(train, val_fraction, rng)
+    test = np.sort(rng.choice(official_test, size=min(test_size, len(official_test)), replace=False))
+    return {"train": train, "val": val, "test": test}
+
+
+def make_splits(
+    protocol: str, labels: np.ndarray, n_train: int, classes: list[int], seed: int, *,
+    train_fraction: float = 0.8, val_fraction: float = 0.1, test_size: int = 5000, leaky: bool = False,
+) -> dict[int, dict[str, np.ndarray]]:
+    """Splits for every class, each from its own stream of `seed` so that one class never shifts another."""
+    splits = {}
+    for cls in classes:
+        rng = np.random.default_rng([seed, PROTOCOLS.index(protocol), cls])
+        if protocol == "leave_one_class_out":
+            splits[cls] = leave_one_class_out(labels, cls, rng, train_fraction, val_fraction, leaky)
+        elif protocol == "one_class_normal":
+            splits[cls] = one_class_normal(labels, n_train, cls, rng, test_size, val_fraction)
+        else:
+            raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS)}")
+    return splits
+
+
+def save_splits(path, splits: dict[int, dict[str, np.ndarray]]) -> None:
+    arrays = {f"{part}_{cls}": idx for cls, parts in splits.items() for part, idx in parts.items()}
+    np.savez(path, **arrays)
+
+
+def load_split(path, cls: int) -> dict[str, np.ndarray]:
+    with np.load(path) as archive:
+        if f"train_{cls}" not in archive.files:
+            raise KeyError(f"'{path}' holds no split for class {cls}; re-run the split stage with that class")
+        return {part: archive[f"{part}_{cls}"] for part in ("train", "val", "test")}

@@ -1,0 +1,72 @@
+"""What every training loop shares: per-epoch logging, checkpoints, resume, NaN guard.
+
+A `TrainingRun` belongs to one (dataset, protocol, method, class). After each
+epoch the method's full state (weights, optimisers, RNG) is written atomically
+to the checkpoint; a new run with the same fingerprint resumes from it, so an
+interrupted `dvc repro` continues where it stopped. A different fingerprint
+(params changed) starts over.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingRun:
+    def __init__(self, checkpoint: Path | None, fingerprint: str, live=None):
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.fingerprint = fingerprint
+        self.live = live
+        self.history: list[dict] = []
+
+    def resume(self, method) -> int:
+        """Load the checkpoint if it belongs to this run; return the first epoch still to train."""
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return 0
+        payload = torch.load(self.checkpoint, map_location=method.device, weights_only=False)
+        if payload.get("fingerprint") != self.fingerprint:
+            return 0
+        method.load_state_dict(payload["state"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.history = payload["history"]
+        if self.live is not None:
+            self.live.step = payload["epoch"] + 1
+        return payload["epoch"] + 1
+
+    def check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                kept = f"the last good checkpoint stays at '{self.checkpoint}'" if self.checkpoint else "nothing was saved"
+                raise TrainingDiverged(
+                    f"loss '{name}' became {value} at epoch {epoch}, step {step}; {kept}. "
+                    "Lower the learning rate or check the input data for NaNs."
+                )
+
+    def end_epoch(self, method, epoch: int, metrics: dict[str, float]) -> None:
+        self.history.append({"epoch": epoch, **metrics})
+        if self.live is not None:
+            for key, value in metrics.items():
+                self.live.log_metric(key, value)
+            self.live.next_step()
+        if self.checkpoint is not None:
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            payload = {"fingerprint": self.fingerprint, "epoch": epoch, "state": method.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "history": self.history}
+            tmp = self.checkpoint.with_suffix(".tmp")
+            torch.save(payload, tmp)
+            tmp.replace(self.checkpoint)
+
+
+def batches(n: int, batch_size: int, shuffle: bool, drop_last: bool = False):
+    """Index batches over range(n); shuffling draws from torch's global RNG, which checkpoints save."""
+    order = torch.randperm(n) if shuffle else torch.arange(n)
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]

@@ -1,0 +1,23 @@
+"""preprocess: pool, resize to 32x32 and store one dataset as a memory-mappable uint8 array."""
+
+import click
+
+from ganad import layout
+from ganad.images import prepare
+from ganad.sources import load_npz
+
+
+@click.command()
+@click.option("--dataset", required=True)
+def main(dataset: str) -> None:
+    """Write data/prepared/<dataset>/{images.npy, labels.npy, meta.json}.
+
+    Images are pooled as [official train | official test], NCHW, 32x32, uint8;
+    loaders map them to [-1, 1] when they read a batch.
+    """
+    meta = prepare(load_npz(dataset, layout.raw(dataset)), layout.prepared(dataset))
+    click.echo(f"{dataset}: {meta['n_train'] + meta['n_test']} images, {meta['channels']} channel(s), 32x32")
+
+
+if __name__ == "__main__":
+    main()

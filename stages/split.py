@@ -1,0 +1,36 @@
+"""split: index splits for one dataset and protocol, every class, from the params seed."""
+
+import click
+import numpy as np
+
+from ganad import layout
+from ganad.config import load_params
+from ganad.protocols import make_splits, save_splits
+
+
+@click.command()
+@click.option("--dataset", required=True)
+@click.option("--protocol", required=True)
+def main(dataset: str, protocol: str) -> None:
+    """Write data/splits/<dataset>/<protocol>.npz with train/val/test indices per class.
+
+    Indices point into the pooled array [official train | official test] that the
+    preprocess stage writes; validation is carved from training normal images only.
+    """
+    params = load_params()
+    with np.load(layout.raw(dataset)) as raw:
+        labels = np.concatenate([raw["y_train"], raw["y_test"]])
+        n_train = len(raw["y_train"])
+    s = params.split
+    splits = make_splits(protocol, labels, n_train, params.classes, params.seed, train_fraction=s.train_fraction,
+                         val_fraction=s.val_fraction, test_size=s.test_size, leaky=s.leaky)
+    out = layout.splits(dataset, protocol)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_splits(out, splits)
+    for cls, parts in splits.items():
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+        click.echo(f"{dataset} {protocol} class {cls}: {sizes}")
+
+
+if __name__ == "__main__":
+    main()

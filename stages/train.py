@@ -1,0 +1,26 @@
+"""train: fit one method on every class of one dataset and protocol."""
+
+import click
+
+from ganad.config import load_params
+from ganad.pipeline import train_class
+
+
+@click.command()
+@click.option("--dataset", required=True)
+@click.option("--protocol", required=True)
+@click.option("--method", required=True)
+def main(dataset: str, protocol: str, method: str) -> None:
+    """Write models/<dataset>/<protocol>/<method>/class<c>.pt for each class in run.classes.
+
+    Per-epoch losses go to reports/training/... through dvclive; checkpoints in
+    data/checkpoints/... let an interrupted run resume where it stopped.
+    """
+    params = load_params()
+    for cls in params.classes:
+        info = train_class(params, dataset, protocol, method, cls)
+        click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+
+
+if __name__ == "__main__":
+    main()
