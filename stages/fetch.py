@@ -17,7 +17,8 @@ def main(dataset: str) -> None:
     """
     params = load_params()
     cfg = params.data[dataset]
-    raw = fetch(dataset, cfg.source, npz_path=cfg.npz_path, cache_dir=params.cache_dir, download=cfg.download)
+    raw = fetch(dataset, cfg.source, npz_path=cfg.npz_path, cache_dir=params.cache_dir, download=cfg.download,
+                mirror=cfg.mirror)
     raw.save(layout.raw(dataset))
     click.echo(f"{dataset} from {cfg.source}: {len(raw.y_train)} train, {len(raw.y_test)} test images")
 

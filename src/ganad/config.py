@@ -28,6 +28,7 @@ class DatasetParams:
     source: str = "embedded"
     npz_path: str | None = None
     download: bool = False
+    mirror: str | None = None  # URL prefix of a local copy of the torchvision files
 
 
 @dataclass

@@ -107,19 +107,28 @@ def embedded_test_mask(labels: np.ndarray) -> np.ndarray:
     return mask
 
 
-def load_torchvision(name: str, root: str | Path, download: bool) -> RawDataset:
-    """MNIST or CIFAR-10 through `torchvision.datasets`, which verifies checksums when downloading."""
+def load_torchvision(name: str, root: str | Path, download: bool, mirror: str | None = None) -> RawDataset:
+    """MNIST or CIFAR-10 through `torchvision.datasets`, which verifies checksums when downloading.
+
+    `mirror` replaces the official download location (a URL prefix holding the
+    same file names), for sites with a local copy; checksums are still enforced.
+    """
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10}[name]
+    if mirror:
+        prefix = mirror if mirror.endswith("/") else mirror + "/"
+        extra = {"mirrors": [prefix]} if name == "mnist" else {"url": prefix + cls.filename}
+        cls = type(cls.__name__, (cls,), extra)  # same name: torchvision derives its folder from it
     parts = {}
     for train in (True, False):
         try:
             ds = cls(root=str(root), train=train, download=download)
         except RuntimeError as exc:
             raise DataError(
-                f"{name}: torchvision found no usable copy under '{root}' ({exc}); "
-                f"set data.{name}.download: true on a machine with internet, or use source 'npz'"
+                f"{name}: torchvision found no usable copy under '{root}' ({str(exc).strip()}); "
+                f"set data.{name}.download: true on a machine with internet (or data.{name}.mirror), "
+                "or use source 'npz'"
             ) from exc
         x = np.asarray(ds.data, dtype=np.uint8)
         y = np.asarray(ds.targets, dtype=np.int64)
@@ -127,7 +136,8 @@ def load_torchvision(name: str, root: str | Path, download: bool) -> RawDataset:
     return RawDataset(name, *parts["train"], *parts["test"]).validate()
 
 
-def fetch(name: str, source: str, npz_path: str | None = None, cache_dir: str = "data/cache", download: bool = True) -> RawDataset:
+def fetch(name: str, source: str, npz_path: str | None = None, cache_dir: str = "data/cache",
+          download: bool = False, mirror: str | None = None) -> RawDataset:
     if name not in DATASET_SHAPES:
         raise DataError(f"unknown dataset '{name}'; known: {sorted(DATASET_SHAPES)}")
     if source == "embedded":
@@ -137,5 +147,5 @@ def fetch(name: str, source: str, npz_path: str | None = None, cache_dir: str = 
             raise DataError(f"{name}: source 'npz' needs data.{name}.npz_path")
         return load_npz(name, npz_path)
     if source == "torchvision":
-        return load_torchvision(name, cache_dir, download)
+        return load_torchvision(name, cache_dir, download, mirror)
     raise DataError(f"{name}: unknown source '{source}'; known: {list(SOURCES)}")

@@ -1,0 +1,513 @@
+"""The classical baselines of ADGAN's Table 1: KDE, OC-SVM, Isolation Forest and GMM on PCA features.
+
+Every method here is features -> PCA -> detector (`FeatureDetector`), fitted on
+normal training images; everything chosen from data is chosen on the training
+images or on the normal validation slice, never on test images or labels.
+
+Features: the flattened [-1, 1] pixels (`kde`, `ocsvm`, `iforest`, `gmm`), or
+the output of the final convolutional block of an ImageNet-pretrained AlexNet
+(`kde_alexnet`, `ocsvm_alexnet`; see `AlexNetFeatures`).
+
+PCA size: ADGAN varies it over {20, 40, ..., 100} and reports "the results for
+which best performance on a small holdout set was attained", which needs
+anomalies. We choose it from normal data only: the size `k` whose model gives
+the highest mean log-likelihood of the normal validation images *in the full
+feature space*. A density on k PCA coordinates cannot be compared across k by
+itself, so it is completed with an isotropic Gaussian on the discarded
+directions, of variance sigma^2 = (discarded training variance) / (d - k), the
+maximum-likelihood value of probabilistic PCA (Tipping & Bishop); PCA is a
+rotation, so the product is a proper density on R^d:
+
+    log p(x) = log p_k(z) - (d - k)/2 log(2 pi sigma^2) - ||x - x_k||^2 / (2 sigma^2)
+
+where z are the k PCA coordinates and x_k the PCA reconstruction. For `kde` and
+`gmm` p_k is the fitted detector's own density (so the detector is fitted at
+every size); `ocsvm` and `iforest` have no density, and use probabilistic PCA's
+Gaussian, N(0, diag(PCA variances)), i.e. the held-out PPCA likelihood. The
+grid is capped at (training images - 1) and (feature size - 1).
+
+Scores: negative log density (KDE, GMM), negative decision function (OC-SVM),
+negative `score_samples` (Isolation Forest): higher is more anomalous. Scores of
+an image never depend on the other images scored with it.
+
+Deviation from the paper: `max_train` subsamples the training images (seeded)
+before anything is fitted; KDE and OC-SVM cost grows with the square of the
+training size. `None` (the default) uses them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import socket
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import logsumexp
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import KFold
+from sklearn.svm import OneClassSVM
+
+from ..images import ImageSet
+from ..training import batches
+from .base import Method, one_of, positive
+
+PAPER_PCA_SIZES = [20, 40, 60, 80, 100]
+PAPER_BANDWIDTHS = [float(2.0 ** (j / 2)) for j in range(9)]  # 2^0, 2^0.5, ..., 2^4
+PAPER_COMPONENTS = list(range(2, 21))
+
+
+# --- params checks (base.py's helpers cover scalars; these cover lists and optional values) ---
+
+def _rule(default, check, rule: str, factory: bool = False):
+    meta = {"check": check, "rule": rule}
+    if factory:
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def positive_ints(default):
+    return _rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v),
+                 "a non-empty list of positive integers", factory=True)
+
+
+def positive_floats(default):
+    return _rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0
+                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v),
+                 "a non-empty list of positive numbers", factory=True)
+
+
+def optional_positive_int(default=None):
+    return _rule(default, lambda v: v is None or (_is_int(v) and v > 0), "null or a positive integer")
+
+
+def optional_seed(default=None):
+    return _rule(default, lambda v: v is None or (_is_int(v) and v >= 0), "null or a non-negative integer")
+
+
+def unit_interval(default):
+    return _rule(default, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, "in (0, 1]")
+
+
+# --- configs ---
+
+@dataclass
+class FeatureConfig:
+    pca_sizes: list = positive_ints(PAPER_PCA_SIZES)
+    max_train: int | None = optional_positive_int(None)  # deviation: seeded subsample of the training images
+    seed: int | None = optional_seed(None)  # None: drawn from the run's seeded global RNG
+
+
+@dataclass
+class KDEConfig(FeatureConfig):
+    bandwidths: list = positive_floats(PAPER_BANDWIDTHS)
+    cv_folds: int = _rule(10, lambda v: _is_int(v) and v >= 2, "an integer >= 2")
+    standardize: bool = False  # False: raw PCA coordinates, where the paper's grid 1..16 is meaningful
+
+
+@dataclass
+class OCSVMConfig(FeatureConfig):
+    nu: float = unit_interval(0.1)
+    gamma: str = one_of("evangelista", ["evangelista", "scale"])
+
+
+@dataclass
+class IForestConfig(FeatureConfig):
+    n_estimators: int = positive(100)
+
+
+@dataclass
+class GMMConfig(FeatureConfig):
+    components: list = positive_ints(PAPER_COMPONENTS)
+    covariance_type: str = one_of("full", ["full", "tied", "diag", "spherical"])
+    reg_covar: float = positive(1e-6)
+    max_iter: int = positive(100)
+
+
+@dataclass
+class AlexNetOptions:
+    weights_dir: str | None = None  # None: torch hub's cache, $TORCH_HOME/hub/checkpoints
+    download: bool = False  # True lets torchvision fetch the weights (needs the internet)
+    feature_batch_size: int = positive(64)
+
+
+@dataclass
+class KDEAlexNetConfig(AlexNetOptions, KDEConfig):
+    pass
+
+
+@dataclass
+class OCSVMAlexNetConfig(AlexNetOptions, OCSVMConfig):
+    pass
+
+
+# --- numerics ---
+
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0, out=d)
+
+
+def gaussian_kde_logpdf(train: np.ndarray, query: np.ndarray, bandwidths, chunk: int = 512) -> np.ndarray:
+    """Exact Gaussian-KDE log density of each query row, one column per bandwidth.
+
+    The estimator is scikit-learn's `KernelDensity(kernel="gaussian")`, computed
+    exactly in log space. KernelDensity's tree sums lose the far-away kernel terms
+    in high dimension (scikit-learn issue #7492): on 100 PCA features of MNIST it
+    returned log densities ~100 nats too high for some images.
+    """
+    bandwidths = np.atleast_1d(np.asarray(bandwidths, dtype=np.float64))
+    n, dim = train.shape
+    out = np.empty((len(query), len(bandwidths)))
+    norm = np.log(n) + 0.5 * dim * np.log(2 * np.pi * bandwidths ** 2)
+    for start in range(0, len(query), chunk):
+        d2 = _sq_dists(query[start:start + chunk], train)
+        for j, h in enumerate(bandwidths):
+            out[start:start + chunk, j] = logsumexp(-d2 / (2 * h * h), axis=1) - norm[j]
+    return out
+
+
+def kde_cv_loglik(z: np.ndarray, bandwidths, folds: int, seed: int) -> np.ndarray:
+    """Held-out log-likelihood summed over K folds, per bandwidth: what GridSearchCV(KernelDensity) maximises."""
+    total = np.zeros(len(bandwidths))
+    for fit_idx, held_idx in KFold(folds, shuffle=True, random_state=seed).split(z):
+        total += gaussian_kde_logpdf(z[fit_idx], z[held_idx], bandwidths).sum(0)
+    return total
+
+
+def evangelista_gamma(z: np.ndarray, seed: int, max_points: int = 1000, eps: float = 1e-6) -> float:
+    """RBF gamma by Evangelista et al. (ICANN 2007), the automated tuning ADGAN cites for its OC-SVM.
+
+    Maximises var(k) / (mean(k) + eps) over the off-diagonal entries k of the
+    training kernel matrix: spread-out similarities, neither all ~0 (gamma too
+    large) nor all ~1 (too small). Searched over gamma = 2^(j/4) / median squared
+    distance, j = -32..32; training images only (at most `max_points` of them).
+    """
+    rng = np.random.default_rng(seed)
+    if len(z) > max_points:
+        z = z[rng.choice(len(z), max_points, replace=False)]
+    d2 = _sq_dists(z, z)[np.triu_indices(len(z), 1)]
+    med = float(np.median(d2)) or 1.0
+    grid = 2.0 ** (np.arange(-32, 33) / 4) / med
+    best, best_gamma = -np.inf, float(grid[0])
+    for gamma in grid:
+        k = np.exp(-gamma * d2)
+        value = k.var() / (k.mean() + eps)
+        if value > best:
+            best, best_gamma = value, float(gamma)
+    return best_gamma
+
+
+# --- AlexNet features ---
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights a method needs are not on this machine and may not or could not be downloaded."""
+
+
+ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"  # AlexNet_Weights.IMAGENET1K_V1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def alexnet_weights_path(weights_dir: str | None) -> Path:
+    folder = Path(weights_dir) if weights_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    return folder / Path(ALEXNET_WEIGHTS_URL).name
+
+
+def load_alexnet(weights_dir: str | None, download: bool) -> torch.nn.Module:
+    """torchvision's ImageNet AlexNet from the weights file; raises WeightsUnavailable when there is none."""
+    import torchvision
+
+    path = alexnet_weights_path(weights_dir)
+    if not path.is_file():
+        how = (f"put {ALEXNET_WEIGHTS_URL} at '{path}' (or set weights_dir to its folder), "
+               "or set download: true on a machine that reaches download.pytorch.org")
+        if not download:
+            raise WeightsUnavailable(f"ImageNet AlexNet weights not found at '{path}' and download is off; {how}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            torch.hub.download_url_to_file(ALEXNET_WEIGHTS_URL, str(path), progress=False)
+        except Exception as err:  # no network, proxy, timeout, partial file: all end the same way
+            raise WeightsUnavailable(
+                f"ImageNet AlexNet weights could not be downloaded ({type(err).__name__}: {err}); {how}") from err
+        finally:
+            socket.setdefaulttimeout(previous)
+    net = torchvision.models.alexnet()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+@torch.no_grad()
+def alexnet_features(net: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> np.ndarray:
+    """Output of AlexNet's final convolutional block (conv5, ReLU, max-pool): 256 x 6 x 6 = 9,216 values.
+
+    [-1, 1] images -> [0, 1], grey repeated to 3 channels, bilinear resize to
+    224 x 224, ImageNet normalisation.
+    """
+    net = net.to(device).eval()
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    out = []
+    for idx in batches(len(images), batch_size, shuffle=False):
+        x = (images[idx].to(device) + 1) / 2
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        out.append(net.features((x - mean) / std).flatten(1).double().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 9216))
+
+
+# --- the shared pipeline: features -> PCA (size chosen on validation) -> detector ---
+
+class FeatureDetector(Method):
+    """Features -> PCA -> detector, with the PCA size chosen by validation log-likelihood (module docstring)."""
+
+    density = False  # True: the detector has a log density, used for the PCA-size criterion
+
+    def __init__(self, config, channels: int, device: torch.device):
+        super().__init__(config, channels, device)
+        self.model: dict | None = None  # {"pca", "k", "sigma2", "detector", "selected"}
+
+    # features; AlexNet variants override
+    def features(self, images: ImageSet) -> np.ndarray:
+        return images.x.flatten(1).numpy().astype(np.float64)
+
+    @abstractmethod
+    def fit_detector(self, z: np.ndarray, seed: int) -> tuple[object, dict]:
+        """Fit on training PCA coordinates; return the detector and the values it chose."""
+
+    @abstractmethod
+    def detector_score(self, detector, z: np.ndarray) -> np.ndarray:
+        """Higher = more anomalous."""
+
+    def detector_loglik(self, detector, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _seed(self) -> int:
+        return int(self.config.seed) if self.config.seed is not None else int(np.random.randint(2**31 - 1))
+
+    def fit(self, train: ImageSet, val: ImageSet, run) -> None:
+        if run.resume(self) > 0 and self.model is not None:
+            return
+        cfg = self.config
+        seed = self._seed()
+        rng = np.random.default_rng(seed)
+        if cfg.max_train is not None and len(train) > cfg.max_train:
+            keep = np.sort(rng.choice(len(train), cfg.max_train, replace=False))
+            train = ImageSet(train.x[keep], train.labels[keep], train.index[keep])
+        x, v = self.features(train), self.features(val)
+        n, d = x.shape
+        cap = max(1, min(n - 1, d - 1))
+        sizes = sorted({min(int(k), cap) for k in cfg.pca_sizes})
+        pca = PCA(n_components=max(sizes), svd_solver="full").fit(x)
+        total_var = float(x.var(0, ddof=1).sum())
+
+        candidates = []
+        for k in sizes:
+            sigma2 = max((total_var - float(pca.explained_variance_[:k].sum())) / (d - k), 1e-12 * total_var)
+            z = self._project(pca, k, x)
+            detector, chosen = self.fit_detector(z, seed) if self.density else (None, {})
+            if len(v):
+                zv = self._project(pca, k, v)
+                sub = self.detector_loglik(detector, zv) if self.density else self._ppca_loglik(pca, k, zv)
+                crit = float(np.mean(sub + self._residual_loglik(pca, k, sigma2, v, zv)))
+            else:  # no validation slice: nothing to choose with; keep the largest size
+                crit = float(k)
+            candidates.append((crit, k, sigma2, detector, chosen))
+        crit, k, sigma2, detector, chosen = max(candidates, key=lambda c: c[0])
+        if not self.density:
+            detector, chosen = self.fit_detector(self._project(pca, k, x), seed)
+        selected = {"pca_size": int(k), "pca_val_loglik": round(crit, 3) if len(v) else None,
+                    "train_used": int(n), "seed": seed, **chosen}
+        self.model = {"pca": pca, "k": k, "sigma2": sigma2, "detector": detector, "selected": selected,
+                      "pca_curve": {int(c[1]): round(c[0], 3) for c in candidates}}
+        val_scores = self._score_features(v) if len(v) else np.zeros(0)
+        metrics = {"val_score_mean": float(val_scores.mean()) if len(v) else float("nan"),
+                   "pca_size": float(k)}
+        if len(v):
+            metrics["pca_val_loglik"] = crit
+        run.end_epoch(self, 0, metrics)
+
+    @staticmethod
+    def _project(pca: PCA, k: int, x: np.ndarray) -> np.ndarray:
+        return (x - pca.mean_) @ pca.components_[:k].T
+
+    @staticmethod
+    def _ppca_loglik(pca: PCA, k: int, z: np.ndarray) -> np.ndarray:
+        var = pca.explained_variance_[:k]
+        return -0.5 * ((z ** 2 / var).sum(1) + np.log(2 * np.pi * var).sum())
+
+    @staticmethod
+    def _residual_loglik(pca: PCA, k: int, sigma2: float, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        d = x.shape[1]
+        r = (x - pca.mean_) - z @ pca.components_[:k]
+        return -0.5 * (d - k) * np.log(2 * np.pi * sigma2) - (r * r).sum(1) / (2 * sigma2)
+
+    def _score_features(self, feats: np.ndarray) -> np.ndarray:
+        m = self.model
+        return self.detector_score(m["detector"], self._project(m["pca"], m["k"], feats)).astype(np.float64)
+
+    def score(self, images: ImageSet) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: score() before fit() or load()")
+        if len(images) == 0:
+            return np.zeros(0)
+        return self._score_features(self.features(images))
+
+    def selected(self) -> dict:
+        return dict(self.model["selected"]) if self.model else {}
+
+    def state_dict(self) -> dict:
+        return {"pickle": pickle.dumps(self.model)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model = pickle.loads(state["pickle"])
+
+
+# --- the four detectors ---
+
+class KDE(FeatureDetector):
+    """Gaussian KDE; bandwidth by 10-fold CV likelihood over 2^0 .. 2^4 step 2^0.5 (ADGAN 4.2).
+
+    On raw (unwhitened) PCA coordinates by default: for [-1, 1] MNIST digits the
+    leading coordinates have standard deviations ~5 and the 100th ~0.3, so the
+    paper's grid 1..16 spans the nearest-neighbour distances. `standardize: true`
+    scales each coordinate to unit training variance first. Score = -log density.
+    """
+
+    name = "kde"
+    Config = KDEConfig
+    density = True
+
+    def fit_detector(self, z, seed):
+        cfg = self.config
+        scale = z.std(0, ddof=1) if cfg.standardize else np.ones(z.shape[1])
+        scale = np.where(scale > 0, scale, 1.0)
+        zs = z / scale
+        folds = min(cfg.cv_folds, len(zs))
+        cv = kde_cv_loglik(zs, cfg.bandwidths, folds, seed)
+        j = int(np.argmax(cv))
+        h = float(cfg.bandwidths[j])
+        detector = {"train": zs, "scale": scale, "bandwidth": h,
+                    "log_scale": float(np.log(scale).sum())}  # Jacobian, so that densities stay in z units
+        return detector, {"bandwidth": h, "bandwidth_at_grid_edge": j in (0, len(cfg.bandwidths) - 1)}
+
+    def detector_loglik(self, detector, z):
+        zs = z / detector["scale"]
+        return gaussian_kde_logpdf(detector["train"], zs, [detector["bandwidth"]])[:, 0] - detector["log_scale"]
+
+    def detector_score(self, detector, z):
+        return -self.detector_loglik(detector, z)
+
+
+class OCSVM(FeatureDetector):
+    """One-class SVM, RBF kernel, nu = 0.1 (ADGAN 4.2); score = -decision_function.
+
+    gamma: `evangelista` (default) is the automated tuning the paper cites
+    (Evangelista et al. 2007; see `evangelista_gamma`), on the training features;
+    `scale` is scikit-learn's heuristic 1 / (n_features * variance).
+    """
+
+    name = "ocsvm"
+    Config = OCSVMConfig
+
+    def fit_detector(self, z, seed):
+        cfg = self.config
+        gamma = evangelista_gamma(z, seed) if cfg.gamma == "evangelista" else 1.0 / (z.shape[1] * z.var())
+        svm = OneClassSVM(kernel="rbf", nu=cfg.nu, gamma=gamma).fit(z)
+        return svm, {"gamma": float(gamma)}
+
+    def detector_score(self, detector, z):
+        return -detector.decision_function(z)
+
+
+class IForest(FeatureDetector):
+    """Isolation Forest with scikit-learn's defaults (the paper found it stable); score = -score_samples."""
+
+    name = "iforest"
+    Config = IForestConfig
+
+    def fit_detector(self, z, seed):
+        forest = IsolationForest(n_estimators=self.config.n_estimators, random_state=seed).fit(z)
+        return forest, {}
+
+    def detector_score(self, detector, z):
+        return -detector.score_samples(z)
+
+
+class GMM(FeatureDetector):
+    """Gaussian mixture, components 2..20 by BIC on the training features (ADGAN 4.2); score = -log-likelihood.
+
+    The paper does not name the covariance type; `full` is scikit-learn's default.
+    """
+
+    name = "gmm"
+    Config = GMMConfig
+    density = True
+
+    def fit_detector(self, z, seed):
+        cfg = self.config
+        best = None
+        for c in sorted(set(cfg.components)):
+            if c > len(z):
+                break
+            gmm = GaussianMixture(c, covariance_type=cfg.covariance_type, reg_covar=cfg.reg_covar,
+                                  max_iter=cfg.max_iter, random_state=seed).fit(z)
+            bic = gmm.bic(z)
+            if best is None or bic < best[0]:
+                best = (bic, c, gmm)
+        if best is None:
+            raise ValueError(f"gmm: {len(z)} training images are fewer than the smallest component count "
+                             f"{min(cfg.components)}")
+        return best[2], {"components": int(best[1])}
+
+    def detector_loglik(self, detector, z):
+        return detector.score_samples(z)
+
+    def detector_score(self, detector, z):
+        return -detector.score_samples(z)
+
+
+# --- AlexNet variants ---
+
+class AlexNetFeatures:
+    """Mixin: features from torchvision's ImageNet AlexNet instead of pixels (ADGAN 4.2).
+
+    The weights are read from `weights_dir` (default: torch hub's cache); when
+    they are missing and `download` is off, or the download fails, fit and score
+    raise `WeightsUnavailable` with a one-line remedy. The network is loaded
+    again on demand after `load` (it is not stored in the model file).
+    """
+
+    _alexnet = None
+
+    def features(self, images: ImageSet) -> np.ndarray:
+        if self._alexnet is None:
+            self._alexnet = load_alexnet(self.config.weights_dir, self.config.download)
+        return alexnet_features(self._alexnet, images.x, self.device, self.config.feature_batch_size)
+
+
+class KDEAlexNet(AlexNetFeatures, KDE):
+    name = "kde_alexnet"
+    Config = KDEAlexNetConfig
+
+
+class OCSVMAlexNet(AlexNetFeatures, OCSVM):
+    name = "ocsvm_alexnet"
+    Config = OCSVMAlexNetConfig
+
+
+CLASSICAL = {m.name: m for m in (KDE, OCSVM, IForest, GMM, KDEAlexNet, OCSVMAlexNet)}

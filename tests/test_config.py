@@ -1,0 +1,110 @@
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganad.config import load_params, parse_params
+from ganad.methods import ParamsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_params_yaml_is_the_composed_default_profile(tmp_path):
+    """`dvc repro` reads params.yaml; `dvc exp run` composes conf/: the two must agree."""
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [])
+    assert yaml.safe_load(out.read_text()) == yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", ["paper", "smoke"])
+def test_profiles_compose_and_validate(tmp_path, profile):
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [f"profile={profile}", "model.latent_dim=64"])
+    params = load_params(out)
+    assert params.latent_dim == 64
+
+
+def test_paper_profile_holds_paper_settings(tmp_path):
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["profile=paper"])
+    params = load_params(out)
+    assert params.datasets == ["mnist", "cifar10"]
+    assert all(d.source == "torchvision" for d in params.data.values())
+
+
+def test_default_params_are_valid(raw):
+    params = parse_params(raw)
+    assert params.classes == list(range(10))
+    assert "leave_one_class_out" in params.protocols and "one_class_normal" in params.protocols
+
+
+def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
+    raw = copy.deepcopy(raw)
+    raw["run"]["datasets"] = ["mnist", "cifar10"]
+    params = parse_params(raw)
+    main = params.main_method
+    assert params.method_config(main, "mnist").latent_dim == 32
+    assert params.method_config(main, "cifar10").latent_dim == 128
+    raw["model"]["latent_dim"] = 128
+    assert parse_params(raw).method_config(main, "mnist").latent_dim == 128
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("run", "datasets"), ["svhn"], "run.datasets = 'svhn'"),
+    (("run", "protocols"), ["half_out"], "run.protocols = 'half_out'"),
+    (("run", "methods"), ["deep_magic"], "run.methods = 'deep_magic'"),
+    (("model", "method"), "nope", "model.method = 'nope'"),
+    (("model", "latent_dim"), -4, "model.latent_dim = -4"),
+    (("model", "latent_dim"), 0, "model.latent_dim = 0"),
+    (("run", "classes"), [3, 10], "run.classes = 10"),
+    (("data", "mnist", "source"), "ftp", "data.mnist.source = 'ftp'"),
+    (("split", "train_fraction"), 1.5, "split.train_fraction = 1.5"),
+    (("device",), "tpu", "device = 'tpu'"),
+    (("seed",), -1, "seed = -1"),
+])
+def test_bad_values_name_key_value_and_allowed(raw, path, value, message):
+    raw = copy.deepcopy(raw)
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[")) as info:
+        parse_params(raw)
+    assert "allowed" in str(info.value) or "must be" in str(info.value)
+
+
+def test_bad_method_section_values(raw):
+    raw = copy.deepcopy(raw)
+    section = raw["methods"][raw["model"]["method"]]
+    for key, value in [("lr", 0.0), ("epochs", -2), ("batch_size", 0)]:
+        bad = copy.deepcopy(raw)
+        bad["methods"][raw["model"]["method"]][key] = value
+        with pytest.raises(ParamsError, match=f"methods.{raw['model']['method']}.{key} = "):
+            parse_params(bad)
+    section["not_a_key"] = 1
+    with pytest.raises(ParamsError, match="unknown key.*not_a_key"):
+        parse_params(raw)
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_dvc_config_never_phones_home():
+    text = (ROOT / ".dvc" / "config").read_text()
+    assert "analytics = false" in text and "check_update = false" in text
+    assert os.path.exists(ROOT / "dvc.yaml")

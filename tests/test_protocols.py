@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from ganad.protocols import anomaly_labels, leave_one_class_out, load_split, make_splits, save_splits
+
+# Official MNIST class counts: 60,000 training and 10,000 test images.
+MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(scope="module")
+def mnist_labels():
+    rng = np.random.default_rng(1)
+    train = rng.permutation(np.repeat(np.arange(10), MNIST_TRAIN))
+    test = rng.permutation(np.repeat(np.arange(10), MNIST_TEST))
+    return np.concatenate([train, test]), len(train)
+
+
+def assert_disjoint(split):
+    parts = [set(split[k].tolist()) for k in ("train", "val", "test")]
+    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+    for k in ("train", "val", "test"):
+        assert len(np.unique(split[k])) == len(split[k])
+
+
+@pytest.mark.parametrize("cls", [0, 1, 9])
+def test_leave_one_class_out_counts_on_full_mnist(mnist_labels, cls):
+    labels, n_train = mnist_labels
+    split = make_splits("leave_one_class_out", labels, n_train, [cls], seed=0)[cls]
+    assert_disjoint(split)
+    n_cls = MNIST_TRAIN[cls] + MNIST_TEST[cls]
+    n_normal = 70000 - n_cls
+    n_fit = round(0.8 * n_normal)
+    assert len(split["train"]) + len(split["val"]) == n_fit
+    assert len(split["val"]) == round(0.1 * n_fit)
+    assert len(split["test"]) == n_normal - n_fit + n_cls
+    # training and validation hold normal images only; the test holds every anomaly
+    assert not np.any(labels[split["train"]] == cls) and not np.any(labels[split["val"]] == cls)
+    assert np.sum(labels[split["test"]] == cls) == n_cls
+    # every normal image is in exactly one part
+    assert len(split["train"]) + len(split["val"]) + np.sum(labels[split["test"]] != cls) == n_normal
+
+
+@pytest.mark.parametrize("cls", [0, 5])
+def test_one_class_normal_counts_on_full_mnist(mnist_labels, cls):
+    labels, n_train = mnist_labels
+    split = make_splits("one_class_normal", labels, n_train, [cls], seed=0)[cls]
+    assert_disjoint(split)
+    assert len(split["train"]) + len(split["val"]) == MNIST_TRAIN[cls]
+    assert np.all(labels[split["train"]] == cls) and np.all(labels[split["val"]] == cls)
+    assert np.all(split["train"] < n_train) and np.all(split["val"] < n_train)
+    assert len(split["test"]) == 5000 and np.all(split["test"] >= n_train)
+    # a random draw over all classes: every class appears, the normal one near its share
+    test_labels = labels[split["test"]]
+    assert set(test_labels.tolist()) == set(range(10))
+    assert abs(np.mean(test_labels == cls) - MNIST_TEST[cls] / 10000) < 0.03
+
+
+def test_same_seed_same_indices_and_other_seed_differs(mnist_labels):
+    labels, n_train = mnist_labels
+    for protocol in ("leave_one_class_out", "one_class_normal"):
+        a = make_splits(protocol, labels, n_train, [3, 4], seed=7)
+        b = make_splits(protocol, labels, n_train, [3, 4], seed=7)
+        c = make_splits(protocol, labels, n_train, [3, 4], seed=8)
+        for cls in (3, 4):
+            for part in ("train", "val", "test"):
+                np.testing.assert_array_equal(a[cls][part], b[cls][part])
+            assert not np.array_equal(a[cls]["train"], c[cls]["train"])
+
+
+def test_class_list_does_not_shift_other_classes(mnist_labels):
+    labels, n_train = mnist_labels
+    alone = make_splits("leave_one_class_out", labels, n_train, [4], seed=0)[4]
+    among = make_splits("leave_one_class_out", labels, n_train, [0, 4, 9], seed=0)[4]
+    np.testing.assert_array_equal(alone["test"], among["test"])
+
+
+def test_leaky_option_reproduces_egbad_overlap(mnist_labels):
+    labels, _ = mnist_labels
+    clean = leave_one_class_out(labels, 0, np.random.default_rng(0))
+    leaky = leave_one_class_out(labels, 0, np.random.default_rng(0), leaky=True)
+    train = set(clean["train"].tolist()) | set(clean["val"].tolist())
+    assert not train & set(clean["test"].tolist())
+    leaked = train & set(leaky["test"].tolist())
+    normal_test = np.sum(labels[leaky["test"]] != 0)
+    assert 0.7 < len(leaked) / normal_test < 0.9  # about 80 %, as in the public EGBAD code
+
+
+def test_anomaly_labels_follow_protocol():
+    labels = np.array([0, 1, 2, 0])
+    np.testing.assert_array_equal(anomaly_labels("leave_one_class_out", labels, 0), [1, 0, 0, 1])
+    np.testing.assert_array_equal(anomaly_labels("one_class_normal", labels, 0), [0, 1, 1, 0])
+    with pytest.raises(ValueError, match="unknown protocol"):
+        anomaly_labels("nope", labels, 0)
+
+
+def test_splits_round_trip_and_missing_class(tmp_path, mnist_labels):
+    labels, n_train = mnist_labels
+    splits = make_splits("one_class_normal", labels, n_train, [2], seed=0)
+    save_splits(tmp_path / "s.npz", splits)
+    loaded = load_split(tmp_path / "s.npz", 2)
+    np.testing.assert_array_equal(loaded["test"], splits[2]["test"])
+    with pytest.raises(KeyError, match="class 3"):
+        load_split(tmp_path / "s.npz", 3)
