@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganad.compose import compose
 from ganad.config import load_params, parse_params
 from ganad.methods import ParamsError
 
@@ -18,28 +19,22 @@ def raw():
 
 def test_params_yaml_is_the_composed_default_profile(tmp_path):
     """`dvc repro` reads params.yaml; `dvc exp run` composes conf/: the two must agree."""
-    from dvc.utils.hydra import compose_and_dump
-
     out = tmp_path / "params.yaml"
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [])
+    compose(out, [], ROOT)
     assert yaml.safe_load(out.read_text()) == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 @pytest.mark.parametrize("profile", ["paper", "smoke"])
 def test_profiles_compose_and_validate(tmp_path, profile):
-    from dvc.utils.hydra import compose_and_dump
-
     out = tmp_path / "params.yaml"
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [f"profile={profile}", "model.latent_dim=64"])
+    compose(out, [f"profile={profile}", "model.latent_dim=64"], ROOT)
     params = load_params(out)
     assert params.latent_dim == 64
 
 
 def test_paper_profile_holds_paper_settings(tmp_path):
-    from dvc.utils.hydra import compose_and_dump
-
     out = tmp_path / "params.yaml"
-    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["profile=paper"])
+    compose(out, ["profile=paper"], ROOT)
     params = load_params(out)
     assert params.datasets == ["mnist", "cifar10"]
     assert all(d.source == "torchvision" for d in params.data.values())

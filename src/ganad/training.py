@@ -70,3 +70,14 @@ def batches(n: int, batch_size: int, shuffle: bool, drop_last: bool = False):
     stop = n - (n % batch_size) if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
         yield order[start:start + batch_size]
+
+
+def epochs_for(n_train: int, batch_size: int, epochs: int, min_steps: int = 0) -> int:
+    """`epochs`, raised so that training takes at least `min_steps` optimiser steps.
+
+    Small training sets (360 images per class in the embedded one-class-normal
+    runs) would otherwise see only a few dozen updates; the `paper` profile sets
+    min_steps 0, so its epochs are the papers'.
+    """
+    steps_per_epoch = max(1, -(-n_train // batch_size))
+    return max(epochs, -(-min_steps // steps_per_epoch))

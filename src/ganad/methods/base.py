@@ -43,6 +43,10 @@ def positive(default, **kw):
     return dataclasses.field(default=default, metadata={"check": lambda v: v is not None and v > 0, "rule": "> 0", **kw})
 
 
+def non_negative(default):
+    return dataclasses.field(default=default, metadata={"check": lambda v: v is not None and v >= 0, "rule": ">= 0"})
+
+
 def fraction(default):
     return dataclasses.field(default=default, metadata={"check": lambda v: 0 <= v < 1, "rule": "in [0, 1)"})
 

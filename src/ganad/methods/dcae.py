@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from .. import nets
 from ..images import ImageSet
-from ..training import batches
-from .base import Method, positive
+from ..training import batches, epochs_for
+from .base import Method, non_negative, positive
 
 
 @dataclass
@@ -24,6 +24,7 @@ class DCAEConfig:
     latent_dim: int = positive(32)
     width: int = positive(64)
     epochs: int = positive(20)
+    min_steps: int = non_negative(0)  # see training.epochs_for
     batch_size: int = positive(64)
     lr: float = positive(2e-4)
     beta1: float = 0.5
@@ -47,7 +48,8 @@ class DCAE(Method):
     def fit(self, train: ImageSet, val: ImageSet, run) -> None:
         cfg = self.config
         x = train.x.to(self.device)
-        for epoch in tqdm(range(run.resume(self), cfg.epochs), desc="dcae", unit="epoch", leave=False):
+        epochs = epochs_for(len(x), cfg.batch_size, cfg.epochs, cfg.min_steps)
+        for epoch in tqdm(range(run.resume(self), epochs), desc="dcae", unit="epoch", leave=False):
             self.net.train()
             total = 0.0
             for step, idx in enumerate(batches(len(x), cfg.batch_size, shuffle=True)):
