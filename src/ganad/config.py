@@ -40,6 +40,13 @@ class SplitParams:
 
 
 @dataclass
+class ReportParams:
+    figure_class: int = 0  # class shown in the histogram and the ranked grid
+    ranking_method: str = "adgan"  # ranks the ranked grid when it ran, else the main model
+    ranking_count: int = 8  # images per row of the ranked grid
+
+
+@dataclass
 class Params:
     seed: int
     device: str
@@ -52,6 +59,7 @@ class Params:
     cache_dir: str
     data: dict[str, DatasetParams]
     split: SplitParams
+    report: ReportParams
     method_sections: dict[str, dict] = field(default_factory=dict)
 
     def all_methods(self) -> list[str]:
@@ -123,9 +131,14 @@ def parse_params(raw: dict) -> Params:
     _require(isinstance(split.test_size, int) and split.test_size > 0, "split.test_size", split.test_size,
              "a positive integer")
 
+    report = build_config(ReportParams, raw.get("report") or {}, "report")
+    _require(report.figure_class in classes, "report.figure_class", report.figure_class, f"one of run.classes {classes}")
+    _require(isinstance(report.ranking_count, int) and report.ranking_count > 0, "report.ranking_count",
+             report.ranking_count, "a positive integer")
+
     sections = raw.get("methods") or {}
     params = Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim,
-                    str(data.get("cache_dir", "data/cache")), dataset_params, split, dict(sections))
+                    str(data.get("cache_dir", "data/cache")), dataset_params, split, report, dict(sections))
     for name in params.all_methods():  # parse every section now so that bad values stop the run early
         for dataset in datasets:
             params.method_config(name, dataset)

@@ -59,3 +59,76 @@ def write_tables(dataset: str, protocol: str, metrics_path: Path, classes: list[
               "'ours - paper' is our AUROC minus the paper's.\n\n")
     stem.with_suffix(".md").write_text(header + table.reset_index().to_markdown(index=False, floatfmt=".3f") + "\n")
     return table
+
+
+def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Path]:
+    """The papers' figures for one dataset and protocol, from scores, images and the main model.
+
+    - ROC curves averaged over classes, one per method (ADGAN Fig. 3);
+    - the main model's ROC curve per class and its score histogram for
+      `report.figure_class` (ADAE Fig. 4b);
+    - x, G(x), D(G(x)) for a normal and an anomalous test image of each class,
+      when the main model can reconstruct (ADAE Fig. 2);
+    - the most and least anomalous test images of `report.figure_class`
+      (ADGAN Figs. 4-6), ranked by `report.ranking_method` when it ran, else the main model.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from . import figures, layout
+    from .device import resolve_device
+    from .images import ImageSet
+    from .methods import get_method
+    from .metrics import mean_roc
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{dataset}_{protocol}"
+    written = []
+    tables = {m: pd.read_csv(layout.scores(dataset, protocol, m)) for m in params.all_methods()}
+
+    curves = {}
+    for method, table in tables.items():
+        roc = mean_roc(table)
+        aucs = [roc_auc_score(g["anomalous"], g["score"]) for _, g in table.groupby("class")]
+        curves[method] = (roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), float(np.mean(aucs)))
+    written.append(figures.roc_curves(curves, out_dir / f"{stem}_mean_roc.png",
+                                      f"{dataset}, {protocol}: ROC averaged over classes"))
+
+    main = params.main_method
+    per_class = {}
+    for cls, group in tables[main].groupby("class"):
+        fpr, tpr, _ = roc_curve(group["anomalous"], group["score"])
+        per_class[f"class {CLASS_NAMES[dataset][cls]}"] = (fpr, tpr, roc_auc_score(group["anomalous"], group["score"]))
+    written.append(figures.roc_curves(per_class, out_dir / f"{stem}_{main}_roc_per_class.png",
+                                      f"{main}, {dataset}, {protocol}"))
+
+    figure_class = params.report.figure_class
+    chosen = tables[main][tables[main]["class"] == figure_class]
+    written.append(figures.score_histogram(
+        chosen["score"].to_numpy(), chosen["anomalous"].to_numpy(), out_dir / f"{stem}_{main}_histogram.png",
+        f"{main}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+
+    method_cls = get_method(main)
+    if hasattr(method_cls, "reconstructions"):
+        rows = []
+        for cls in params.classes:
+            model = method_cls.load(layout.model(dataset, protocol, main, cls), resolve_device(params.device))
+            group = tables[main][tables[main]["class"] == cls]
+            picks = [group[group["anomalous"] == flag]["index"].iloc[0] for flag in (0, 1)]
+            images = ImageSet.from_dir(layout.prepared(dataset), np.array(picks))
+            g_x, d_g_x = model.reconstructions(images.x)
+            for k, kind in enumerate(("normal", "anomalous")):
+                title = f"class {CLASS_NAMES[dataset][cls]}: {kind} ({CLASS_NAMES[dataset][images.labels[k]]})"
+                rows.append((title, images.x[k].numpy(), g_x[k], d_g_x[k]))
+        written.append(figures.reconstruction_grid(rows, out_dir / f"{stem}_{main}_reconstructions.png"))
+
+    ranker = params.report.ranking_method if params.report.ranking_method in tables else main
+    ranked = tables[ranker][tables[ranker]["class"] == figure_class].sort_values("score", ascending=False)
+    n = params.report.ranking_count
+    most, least = ranked["index"].to_numpy()[:n], ranked["index"].to_numpy()[::-1][:n]
+    prepared = layout.prepared(dataset)
+    written.append(figures.image_rows(
+        [("most anomalous", ImageSet.from_dir(prepared, most).x.numpy()),
+         ("least anomalous", ImageSet.from_dir(prepared, least).x.numpy())],
+        out_dir / f"{stem}_{ranker}_ranked.png",
+        f"{ranker}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+    return written

@@ -1,0 +1,21 @@
+"""figures: the papers' figures for one dataset and protocol, as PNG files in reports/figures."""
+
+import click
+
+from ganad import layout
+from ganad.config import load_params
+from ganad.reporting import write_figures
+
+
+@click.command()
+@click.option("--dataset", required=True)
+@click.option("--protocol", required=True)
+def main(dataset: str, protocol: str) -> None:
+    """Write ROC curves (mean per method, per class), a score histogram, reconstructions and ranked images."""
+    params = load_params()
+    for path in write_figures(params, dataset, protocol, layout.REPORTS / "figures" / f"{dataset}_{protocol}"):
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
