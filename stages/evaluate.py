@@ -3,23 +3,30 @@
 import json
 
 import click
-import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
 from ganad.metrics import class_metrics
+from ganad.pipeline import read_scores
 
 
 @click.command()
 @click.option("--dataset", required=True)
 @click.option("--protocol", required=True)
 def main(dataset: str, protocol: str) -> None:
-    """Write reports/metrics/<dataset>_<protocol>.json: {method: {auroc: {class: v, mean}, ap: {...}}}."""
+    """Write reports/metrics/<dataset>_<protocol>.json: {method: {auroc: {class: v, mean}, ap: {...}}}.
+
+    A method that could not run here appears as {method: {unavailable: reason}}.
+    """
     params = load_params()
     results = {}
     for method in params.all_methods():
-        path = layout.scores(dataset, protocol, method)
-        results[method] = class_metrics(pd.read_csv(path))
+        table, reason = read_scores(layout.scores(dataset, protocol, method))
+        if reason is not None:
+            results[method] = {"unavailable": reason}
+            click.echo(f"{dataset} {protocol} {method}: not run ({reason})")
+            continue
+        results[method] = class_metrics(table)
         click.echo(f"{dataset} {protocol} {method}: mean AUROC {results[method]['auroc']['mean']:.3f}")
     out = layout.metrics(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """report: the papers' tables rebuilt from our metrics, per dataset and protocol."""
 
+import json
+
 import click
 
 from ganad import layout
@@ -9,12 +11,17 @@ from ganad.reporting import write_tables
 
 @click.command()
 def main() -> None:
-    """Write reports/tables/<dataset>_<protocol>.{md,csv}: our AUROCs beside the papers'."""
+    """Write reports/tables/<dataset>_<protocol>.{md,csv}: our AUROCs beside the papers',
+    with the values each method chose from training data and the methods that could not run."""
     params = load_params()
     for dataset in params.datasets:
         for protocol in params.protocols:
+            selections = {}
+            for method in params.all_methods():
+                path = layout.scores(dataset, protocol, method).with_suffix(".selected.json")
+                selections[method] = json.loads(path.read_text()) if path.is_file() else {}
             table = write_tables(dataset, protocol, layout.metrics(dataset, protocol), params.classes,
-                                 layout.REPORTS / "tables")
+                                 layout.REPORTS / "tables", selections)
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
 
 

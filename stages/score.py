@@ -1,11 +1,13 @@
 """score: anomaly scores of every test image, for one method, dataset and protocol."""
 
+import json
+
 import click
 import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.pipeline import score_class
+from ganad.pipeline import score_class, unavailable_reason, write_scores
 
 
 @click.command()
@@ -13,14 +15,20 @@ from ganad.pipeline import score_class
 @click.option("--protocol", required=True)
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
-    """Write data/scores/<dataset>/<protocol>/<method>.csv: class, index, label, anomalous, score."""
+    """Write data/scores/<dataset>/<protocol>/<method>.csv: class, index, label, anomalous, score,
+    and <method>.selected.json: what the method chose from training data, per class."""
     params = load_params()
-    table = pd.concat([score_class(params, dataset, protocol, method, cls) for cls in params.classes])
     out = layout.scores(dataset, protocol, method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    reason = unavailable_reason(dataset, protocol, method)
+    if reason is not None:
+        write_scores(out, None, unavailable=reason)
+        out.with_suffix(".selected.json").write_text("{}\n")
+        click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
+        return
+    results = {cls: score_class(params, dataset, protocol, method, cls) for cls in params.classes}
+    write_scores(out, pd.concat([table for table, _ in results.values()]))
+    selected = {str(cls): chosen for cls, (_, chosen) in results.items() if chosen}
+    out.with_suffix(".selected.json").write_text(json.dumps(selected, indent=1, default=str) + "\n")
     click.echo(f"{method} {dataset} {protocol}: {len(table)} scores")
 
 

@@ -3,7 +3,8 @@
 import click
 
 from ganad.config import load_params
-from ganad.pipeline import train_class
+from ganad.methods import MethodUnavailable
+from ganad.pipeline import mark_unavailable, train_class
 
 
 @click.command()
@@ -14,11 +15,18 @@ def main(dataset: str, protocol: str, method: str) -> None:
     """Write models/<dataset>/<protocol>/<method>/class<c>.pt for each class in run.classes.
 
     Per-epoch losses go to reports/training/... through dvclive; checkpoints in
-    data/checkpoints/... let an interrupted run resume where it stopped.
+    data/checkpoints/... let an interrupted run resume where it stopped. A method
+    that cannot run here (e.g. pretrained weights cannot be had) leaves
+    UNAVAILABLE.txt with the reason instead, and later stages show it as not run.
     """
     params = load_params()
     for cls in params.classes:
-        info = train_class(params, dataset, protocol, method, cls)
+        try:
+            info = train_class(params, dataset, protocol, method, cls)
+        except MethodUnavailable as exc:
+            mark_unavailable(dataset, protocol, method, str(exc))
+            click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")
+            return
         click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items()))
 
 

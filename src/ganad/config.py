@@ -103,6 +103,8 @@ def parse_params(raw: dict) -> Params:
         _require(name in PROTOCOLS, "run.protocols", name, f"names from {list(PROTOCOLS)}")
     methods = list(run.get("methods") or [])
     main_method = model.get("method", "dcae")
+    _require(main_method not in methods, "run.methods", main_method,
+             f"methods other than the main model '{main_method}' (model.method)")
     for name in [main_method, *methods]:
         _require(name in REGISTRY, "model.method" if name == main_method else "run.methods", name,
                  f"names from {sorted(REGISTRY)}")

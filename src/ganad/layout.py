@@ -23,6 +23,11 @@ def model(dataset: str, protocol: str, method: str, cls: int) -> Path:
     return MODELS / dataset / protocol / method / f"class{cls}.pt"
 
 
+def unavailable(dataset: str, protocol: str, method: str) -> Path:
+    """Written instead of models when a method cannot run here; holds the reason."""
+    return MODELS / dataset / protocol / method / "UNAVAILABLE.txt"
+
+
 def checkpoint(dataset: str, protocol: str, method: str, cls: int) -> Path:
     """Outside every DVC output, so that an interrupted stage can resume from it."""
     return DATA / "checkpoints" / dataset / protocol / method / f"class{cls}.pt"

@@ -27,6 +27,8 @@ def auroc_table(dataset: str, protocol: str, ours: dict[str, dict], classes: lis
     for method in order:
         mine = ours.get(method)
         theirs = paper_rows.get(method)
+        if mine is not None and "unavailable" in mine:
+            mine = None
         if mine is None and theirs is None:
             continue
         if theirs is not None:
@@ -47,7 +49,26 @@ def auroc_table(dataset: str, protocol: str, ours: dict[str, dict], classes: lis
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["method", "source"]), columns=columns)
 
 
-def write_tables(dataset: str, protocol: str, metrics_path: Path, classes: list[int], out_dir: Path) -> pd.DataFrame:
+def summarise_selected(selected: dict[str, dict]) -> str:
+    """'pca_dim 100 (classes 0-8), 80 (class 9); bandwidth 1.0' from {class: {key: value}}."""
+    keys = sorted({k for chosen in selected.values() for k in chosen})
+    parts = []
+    for key in keys:
+        by_value: dict[str, list[str]] = {}
+        for cls, chosen in selected.items():
+            if key in chosen:
+                value = chosen[key]
+                text = f"{value:.3g}" if isinstance(value, float) else str(value)
+                by_value.setdefault(text, []).append(cls)
+        if len(by_value) == 1:
+            parts.append(f"{key} {next(iter(by_value))}")
+        else:
+            parts.append(f"{key} " + ", ".join(f"{v} (classes {' '.join(c)})" for v, c in by_value.items()))
+    return "; ".join(parts)
+
+
+def write_tables(dataset: str, protocol: str, metrics_path: Path, classes: list[int], out_dir: Path,
+                 selections: dict[str, dict] | None = None) -> pd.DataFrame:
     ours = json.loads(Path(metrics_path).read_text())
     table = auroc_table(dataset, protocol, ours, classes)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +78,11 @@ def write_tables(dataset: str, protocol: str, metrics_path: Path, classes: list[
     header = (f"# AUROC, {dataset}, {protocol.replace('_', '-')} (columns: the {what})\n\n"
               f"Paper rows: {paper.PAPER_SOURCE[protocol]}. Higher is better; "
               "'ours - paper' is our AUROC minus the paper's.\n\n")
-    stem.with_suffix(".md").write_text(header + table.reset_index().to_markdown(index=False, floatfmt=".3f") + "\n")
+    notes = "".join(f"- {m} was not run: {r['unavailable']}\n" for m, r in ours.items() if "unavailable" in r)
+    notes += "".join(f"- {m} chose (on training or validation data): {summarise_selected(c)}\n"
+                     for m, c in (selections or {}).items() if c)
+    body = table.reset_index().to_markdown(index=False, floatfmt=".3f") + "\n"
+    stem.with_suffix(".md").write_text(header + body + ("\n" + notes if notes else ""))
     return table
 
 
@@ -83,7 +108,13 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{dataset}_{protocol}"
     written = []
-    tables = {m: pd.read_csv(layout.scores(dataset, protocol, m)) for m in params.all_methods()}
+    from .pipeline import read_scores
+
+    tables = {}
+    for m in params.all_methods():
+        table, reason = read_scores(layout.scores(dataset, protocol, m))
+        if reason is None:
+            tables[m] = table
 
     curves = {}
     for method, table in tables.items():

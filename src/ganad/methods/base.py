@@ -19,6 +19,14 @@ import torch
 from ..images import ImageSet
 
 
+class MethodUnavailable(RuntimeError):
+    """The method cannot run on this machine (e.g. pretrained weights cannot be had).
+
+    The pipeline records the message as the method's result for that run and
+    goes on; tables show the method as not run, with the message.
+    """
+
+
 class ParamsError(ValueError):
     """A params value is invalid; the message names the key, the value and what is allowed."""
 
