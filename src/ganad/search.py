@@ -4,34 +4,48 @@ For a test image x, `n_seed` latent vectors z_j,0 are drawn from the training pr
 N(0, I). Every pair (x, j) owns a copy theta_j of the generator's parameters. For
 t = 1..k, with l(z, theta) = ||g_theta(z) - x||^2 (squared L2, summed over pixels):
 
-    z_j,t     = Adam_z(z_j,t-1,     grad_z     l(z_j,t-1, theta_j,t-1))   lr 0.25
-    theta_j,t = Adam_th(theta_j,t-1, grad_theta l(z_j,t-1, theta_j,t-1))  lr 5e-5
+    z_j,t     = Adam_z (z_j,t-1,     grad_z     l(z_j,t-1, theta_j,t-1))   lr 0.25
+    theta_j,t = Adam_th(theta_j,t-1, grad_theta l(z_j,t-1, theta_j,t-1))   lr 5e-5
 
-both with betas (0.5, 0.999), eps 1e-8, one optimiser state per pair (as a fresh
-`torch.optim.Adam` per pair would keep it). Both updates use the gradient of the
-same loss evaluation. The final loss of a pair is l(z_j,k, theta_j,k): one more
-forward pass after the k-th update, exactly the quantity Algorithm 1 returns. The
-score of x is the mean of the final losses over its seeds. theta starts from the
-trained values for every pair, so nothing carries over between images, and the
-trained generator is never written to. BatchNorm uses its running statistics
-(eval mode); its affine scale and shift are parameters and are searched too.
+both with betas (0.5, 0.999) and eps 1e-8, one optimiser state per pair (what a fresh
+`torch.optim.Adam` per pair keeps). Both updates use the gradient of the same loss
+evaluation. The final loss of a pair is l(z_j,k, theta_j,k): one more forward pass
+after the k-th update, exactly the quantity Algorithm 1 returns (k gradient
+evaluations, k + 1 forward passes). The score of x is the mean final loss over its
+seeds. theta starts from the trained values for every pair, so nothing carries over
+between images, and the trained generator is never written to. BatchNorm uses its
+running statistics (eval mode); its scale and shift are parameters and are searched.
 
-Why the hand-written passes: every pair owns 1.7 M weights plus their gradient and
-two Adam moments (~27 MB in float32 at width 64), so on a CPU the search is bound
-by memory traffic, not by arithmetic. Stacking all 64 seeds into one grouped call
-(vmap, grouped convolutions) makes that traffic stream from DRAM and was measured
-slower than the plain loop. Here a few pairs run at once (`pairs_per_batch`); the
-forward and backward passes of the DCGAN generator are written out with batched
-matrix products (ConvTranspose2d = matmul + col2im, its adjoint = im2col + matmul);
-gradients land in preallocated buffers, and each layer takes its fused in-place
-Adam step (`torch._fused_adam_`) right after its gradient is computed, while the
-weights, gradient and moments are still in cache. The first step runs with the
-shared trained weights (one matrix product for all pairs of the batch); with
-`update_params=False` every step does. On a GPU the same code runs with many more
-pairs per batch.
+Why the search is written out by hand: every pair owns 1.7 M weights with their
+gradient and two Adam moments (~27 MB in float32 at width 64), so on a CPU the search
+is bound by memory traffic as much as by arithmetic (~37 GFLOP per image at the
+paper's settings). Stacking all 64 seeds into one grouped call (vmap, grouped
+convolutions) streams all that state from DRAM several times per step and was
+measured slower than the plain loop. Here:
+
+- a few pairs run at once (`pairs_per_batch`); the generator's forward and backward
+  passes are batched matrix products (a transposed convolution is a product with the
+  weight matrix followed by col2im; its adjoint is im2col followed by a product);
+  activations are kept channels-last and col2im / im2col are one `index_add_` /
+  `index_select` each, which is much faster than `F.fold` / `F.unfold` on a CPU;
+- weight gradients are written into a preallocated block and each block takes its
+  fused in-place Adam step (`torch._fused_adam_`, torch.optim.Adam's own update) right
+  away, while the block's weights, gradient and moments are still in cache; on a CPU
+  the big weight tensors go block by block (about 1 MiB), pair by pair;
+- in the first layer (a matrix product with z) a block of weight rows meets the same
+  rows of z: Adam is elementwise, so that block updates W and z and adds its share of
+  the next step's product z_new @ W_new before leaving the cache;
+- the first step runs on the shared trained weights (one product for all pairs of the
+  batch), and the trained values are copied into a pair's block only when the block
+  is first updated; with `update_params=False` every step uses the shared weights.
+
+On a GPU the same code runs whole tensors at once (no blocks) with many more pairs
+per batch. Weights are stored per pair in whichever layout the products want
+(Adam does not care); nothing is ever written back to the generator.
 
 Only the layers `nets.decoder` builds are supported (ConvTranspose2d without bias,
-BatchNorm2d, ReLU, Tanh, in an nn.Sequential); anything else is refused by name.
+BatchNorm2d, ReLU, Tanh, in an nn.Sequential that starts from the 1x1 latent); other
+generators are refused with the name of the layer.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Algorithm 1's parameters; the defaults are the paper's (Section 4.2 and footnote 9)."""
+    """Algorithm 1's parameters; the defaults are the paper's (Section 4.2 and its footnote 9)."""
 
     n_seed: int = 64
     k: int = 5
@@ -54,13 +68,14 @@ class SearchSettings:
     lr_theta: float = 5e-5
     betas: tuple[float, float] = (0.5, 0.999)
     eps: float = 1e-8
-    pairs_per_batch: int = 4
+    pairs_per_batch: int = 8
     update_params: bool = True
 
     def __post_init__(self):
         for name in ("n_seed", "pairs_per_batch"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0):
-                raise ValueError(f"search {name} = {getattr(self, name)!r} must be a positive integer")
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"search {name} = {value!r} must be a positive integer")
         if not (isinstance(self.k, int) and self.k >= 0):
             raise ValueError(f"search k = {self.k!r} must be a non-negative integer")
         if not (self.lr_z >= 0 and self.lr_theta >= 0 and self.eps > 0):
@@ -71,7 +86,8 @@ class SearchSettings:
 
 @dataclass
 class SearchResult:
-    """Per pair: `loss[i, j]` = final squared-L2 loss of image i, seed j; `neg_log_prior[i, j]` = -log N(z_j,k; 0, I)."""
+    """Per pair: `loss[i, j]`, the final squared-L2 loss of image i and seed j, and
+    `neg_log_prior[i, j]` = -log N(z_ij,k; 0, I) of its final latent vector."""
 
     loss: torch.Tensor
     neg_log_prior: torch.Tensor
@@ -81,22 +97,25 @@ class SearchResult:
         return self.loss.mean(1)
 
     def prior_scores(self) -> torch.Tensor:
-        """The paper's alternative: negative mean log prior density of the final latents."""
+        """The paper's alternative (Section 3.2): negative mean log prior density of the final latents."""
         return self.neg_log_prior.mean(1)
 
 
 def initial_latents(n_images: int, n_seed: int, latent: int, generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """z_0 ~ N(0, I), shape (n_images, n_seed, latent), drawn on the CPU one image at a time.
-
-    Drawing per image makes the latents of image i independent of batch sizes and of the
-    device; `search` uses the same order when it draws them itself.
-    """
-    return torch.stack([torch.randn(n_seed, latent, generator=generator, dtype=dtype) for _ in range(n_images)]) \
-        if n_images else torch.zeros(0, n_seed, latent, dtype=dtype)
+    """z_0 ~ N(0, I) of shape (n_images, n_seed, latent), drawn on the CPU one image at a time,
+    in the order `BatchedSearch.run` draws them itself (so results do not depend on batch sizes)."""
+    if n_images == 0:
+        return torch.zeros(0, n_seed, latent, dtype=dtype)
+    return torch.stack([torch.randn(n_seed, latent, generator=generator) for _ in range(n_images)]).to(dtype)
 
 
 # --- the generator as a list of layer descriptions ---------------------------------------------
+
+# Transposed convolutions with at least this many output channels keep channels-last activations
+# and col2im by index_add_; narrower ones (the image layer) use F.fold on channels-first columns.
+_CHANNELS_LAST_MIN = 8
+
 
 @dataclass
 class _ConvT:
@@ -105,278 +124,453 @@ class _ConvT:
     kernel: int
     stride: int
     padding: int
-    shape: tuple  # the weight's shape (cin, cout, k, k)
+    channels_last: bool  # weight stored as (cin, k, k, cout), else (cin, cout, k, k)
+    index: dict  # input size -> (col2im / im2col index, output size), built on first use
+
+    @property
+    def cols(self) -> int:
+        return self.cout * self.kernel * self.kernel
+
+    def out_size(self, size: int) -> int:
+        return (size - 1) * self.stride - 2 * self.padding + self.kernel
+
+    def col_index(self, size: int, device) -> tuple[torch.Tensor, int]:
+        """For each (input pixel, ki, kj): the output pixel it lands on, or o*o (a dummy row) if cropped."""
+        if size not in self.index:
+            o = self.out_size(size)
+            i = torch.arange(size).view(size, 1, 1, 1)
+            j = torch.arange(size).view(1, size, 1, 1)
+            ki = torch.arange(self.kernel).view(1, 1, -1, 1)
+            kj = torch.arange(self.kernel).view(1, 1, 1, -1)
+            y, x = i * self.stride - self.padding + ki, j * self.stride - self.padding + kj
+            valid = (y >= 0) & (y < o) & (x >= 0) & (x < o)
+            self.index[size] = (torch.where(valid, y * o + x, o * o).reshape(-1).to(device), o)
+        return self.index[size]
 
 
 @dataclass
 class _BatchNorm:
-    channels: int
     mean: torch.Tensor  # running statistics, shared by every pair
     inv_std: torch.Tensor
 
 
+@dataclass
 class _Act:
-    def __init__(self, kind: str):
-        self.kind = kind  # "relu" or "tanh"
+    kind: str  # "relu" or "tanh"
 
 
 def _parse(generator: nn.Module) -> tuple[list, list[torch.Tensor]]:
-    """Layers and the trained parameter tensors (in `generator.parameters()` order)."""
-    modules = list(generator) if isinstance(generator, nn.Sequential) else None
-    if modules is None:
+    """Layer descriptions, and the trained parameters in the layouts the search stores them in."""
+    if not isinstance(generator, nn.Sequential):
         raise TypeError(f"the batched search needs an nn.Sequential generator as nets.decoder builds, "
                         f"not {type(generator).__name__}")
     layers, params = [], []
-    for m in modules:
+    for m in generator:
         if isinstance(m, nn.ConvTranspose2d):
             if (m.bias is not None or m.groups != 1 or m.dilation != (1, 1) or m.output_padding != (0, 0)
                     or m.kernel_size[0] != m.kernel_size[1] or m.stride[0] != m.stride[1]
-                    or m.padding[0] != m.padding[1]):
+                    or m.padding[0] != m.padding[1] or m.padding_mode != "zeros"):
                 raise TypeError(f"unsupported ConvTranspose2d in the generator: {m}")
+            channels_last = m.out_channels >= _CHANNELS_LAST_MIN or not layers
             layers.append(_ConvT(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0],
-                                 tuple(m.weight.shape)))
-            params.append(m.weight)
+                                 channels_last, {}))
+            w = m.weight.detach()
+            params.append((w.permute(0, 2, 3, 1) if channels_last else w).contiguous())
         elif isinstance(m, nn.BatchNorm2d):
-            if not (m.affine and m.track_running_stats):
+            if not (m.affine and m.track_running_stats and m.running_var is not None):
                 raise TypeError(f"unsupported BatchNorm2d in the generator (needs affine and running stats): {m}")
-            inv_std = torch.rsqrt(m.running_var.detach() + m.eps)
-            layers.append(_BatchNorm(m.num_features, m.running_mean.detach().clone(), inv_std))
-            params += [m.weight, m.bias]
+            layers.append(_BatchNorm(m.running_mean.detach().clone(), torch.rsqrt(m.running_var.detach() + m.eps)))
+            params += [m.weight.detach(), m.bias.detach()]
         elif isinstance(m, nn.ReLU):
             layers.append(_Act("relu"))
         elif isinstance(m, nn.Tanh):
             layers.append(_Act("tanh"))
         else:
             raise TypeError(f"the batched search does not know generator layer {type(m).__name__}")
-    if list(generator.parameters()) and len(params) != len(list(generator.parameters())):
-        raise TypeError("the generator has parameters outside the supported layers")
-    return layers, [p.detach() for p in params]
-
-
-class _PairBuffers:
-    """Per-pair parameters, gradients and Adam moments for up to `capacity` pairs, allocated once."""
-
-    def __init__(self, trained: list[torch.Tensor], capacity: int):
-        self.trained = trained
-        self.p = [torch.empty((capacity, *t.shape), dtype=t.dtype, device=t.device) for t in trained]
-        self.g = [torch.empty_like(b) for b in self.p]
-        self.m = [torch.empty_like(b) for b in self.p]
-        self.v = [torch.empty_like(b) for b in self.p]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=trained[0].device) for _ in trained] \
-            if trained else []
-
-    def reset(self, n: int) -> None:
-        """Pairs 0..n-1 start from the trained parameters with fresh Adam state."""
-        for i, t in enumerate(self.trained):
-            self.p[i][:n].copy_(t.expand_as(self.p[i][:n]))
-            self.m[i][:n].zero_()
-            self.v[i][:n].zero_()
-            self.steps[i].zero_()
+    first = layers[0] if layers else None
+    if not (isinstance(first, _ConvT) and first.stride == 1 and first.padding == 0):
+        raise TypeError("the generator must start with a ConvTranspose2d (stride 1, no padding) from the 1x1 "
+                        "latent, as nets.decoder does")
+    return layers, params
 
 
 def _adam_(params, grads, exp_avgs, exp_avg_sqs, steps, lr: float, betas, eps: float) -> None:
-    """One in-place Adam step (torch.optim.Adam's update, fused kernel) on stacked per-pair tensors."""
-    torch._foreach_add_(steps, 1)
+    """torch.optim.Adam's update (its fused kernel), in place, on stacked per-pair tensors.
+
+    `steps` must already count this step: all blocks of one tensor share a counter raised once per step.
+    """
     torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=betas[0], beta2=betas[1],
                        weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
 
 
-class BatchedSearch:
-    """Algorithm 1 for many (image, seed) pairs; build once per trained generator, call `run`."""
+# On a CPU a pair's big weight tensors are updated in blocks of about this many elements (2 MiB in
+# float32), so that a block's weights, gradient and moments stay in cache from the gradient to the
+# Adam step (and, in the first layer, to the next step's forward product). Measured best of 2^17..2^21.
+CPU_BLOCK_ELEMENTS = 1 << 19
 
-    def __init__(self, generator: nn.Module, settings: SearchSettings):
+
+@dataclass
+class _Block:
+    """Views of one block of a parameter tensor: rows `rows` of pair `pair`, or all rows of pairs `pairs`."""
+
+    pair: int | None
+    pairs: slice
+    rows: slice
+    p: torch.Tensor  # (pairs, rows, cols), or (rows, cols) for a single pair
+    g: torch.Tensor
+    m: torch.Tensor
+    v: torch.Tensor
+    trained: torch.Tensor  # the trained values of these rows, broadcastable to p
+    extra: dict  # first layer: views of z, its gradient and moments, and the next product
+
+
+class BatchedSearch:
+    """Algorithm 1 for many (image, seed) pairs; build once per trained generator, then `run`.
+
+    `block_elements` (default: CPU_BLOCK_ELEMENTS on a CPU, whole tensors on a GPU) only changes
+    how the work is cut, never the result.
+    """
+
+    def __init__(self, generator: nn.Module, settings: SearchSettings, block_elements: int | None = None):
         self.settings = settings
         self.layers, self.trained = _parse(generator)
-        first = self.layers[0]
-        if not isinstance(first, _ConvT):
-            raise TypeError("the generator must start with a ConvTranspose2d from the latent vector")
-        self.latent = first.cin
+        self.latent = self.layers[0].cin
         self.device = self.trained[0].device
         self.dtype = self.trained[0].dtype
-        # the index of each layer's first parameter tensor
+        self.block_elements = block_elements if block_elements is not None else (
+            CPU_BLOCK_ELEMENTS if self.device.type == "cpu" else None)
         self._param_index, i = [], 0
         for layer in self.layers:
             self._param_index.append(i)
             i += 1 if isinstance(layer, _ConvT) else 2 if isinstance(layer, _BatchNorm) else 0
-        self._buffers: _PairBuffers | None = None
+        self._capacity = 0
+        self._plans: dict = {}
 
-    # --- one layer, forward and backward; `w` is a per-pair (P, ...) tensor or the shared trained one ---
+    # --- buffers and blocks ----------------------------------------------------------------------
+
+    def _allocate(self, capacity: int) -> None:
+        """Per-pair parameters, Adam moments and latent buffers for up to `capacity` pairs, allocated once."""
+        if capacity <= self._capacity:
+            return
+        self._plans = {}
+        self.p = self.m = self.v = self.g_small = self.scratch = None  # free the old ones first
+        kw = dict(dtype=self.dtype, device=self.device)
+        self.p = [torch.empty((capacity, *t.shape), **kw) for t in self.trained]
+        self.m = [torch.empty_like(b) for b in self.p]
+        self.v = [torch.empty_like(b) for b in self.p]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.trained]
+        # BatchNorm parameter gradients whole; convolution weight gradients one block at a time
+        self.g_small = {i: torch.empty((capacity, *t.shape), **kw) for i, t in enumerate(self.trained) if t.dim() == 1}
+        counts = range(1, capacity + 1) if self.block_elements is not None else [capacity]
+        largest = max((q.stop - q.start) * (r.stop - r.start) * t[0].numel() for n in counts
+                      for t in self.trained if t.dim() > 1 for q, r in self._slices(n, t.shape[0], t[0].numel()))
+        self.scratch = torch.empty(largest, **kw)
+        # z, its gradient and Adam moments, and the first layer's product (two: this step's, the next)
+        self.z, self.dz, self.zm, self.zv = (torch.empty(capacity, self.latent, **kw) for _ in range(4))
+        self.y = [torch.empty(capacity, self.trained[0][0].numel(), **kw) for _ in range(2)]
+        self._capacity = capacity
+
+    def _slices(self, n: int, rows: int, cols: int) -> list[tuple[slice, slice]]:
+        """(pairs, rows) slices covering n pairs' (rows, cols) weights, about `block_elements` each:
+        whole tensors of several pairs, or row blocks of one pair."""
+        if self.block_elements is None:
+            return [(slice(0, n), slice(0, rows))]
+        if rows * cols <= self.block_elements:
+            step = max(1, self.block_elements // (rows * cols))
+            return [(slice(q, min(q + step, n)), slice(0, rows)) for q in range(0, n, step)]
+        step = max(1, self.block_elements // cols)
+        return [(slice(q, q + 1), slice(r, min(r + step, rows))) for q in range(n) for r in range(0, rows, step)]
+
+    def _plan(self, i: int, n: int, next_y: int = 0) -> list[_Block]:
+        """The blocks of parameter tensor i for n pairs, their views made once."""
+        key = (i, n, next_y)
+        if key not in self._plans:
+            rows, cols = self.trained[i].shape[0], self.trained[i][0].numel()
+            blocks = []
+            slices = self._slices(n, rows, cols) if self.trained[i].dim() > 1 else [(slice(0, n), slice(0, rows))]
+            for ps, rs in slices:
+                shape = (ps.stop - ps.start, rs.stop - rs.start, cols)
+                single = rs != slice(0, rows)  # a row block of one pair
+                views = [b[ps, rs].view(shape) for b in (self.p[i], self.m[i], self.v[i])]
+                # gradient space: the shared scratch for weights; BatchNorm's are in g_small
+                views.insert(1, self.scratch[:views[0].numel()].view(shape) if self.trained[i].dim() > 1 else None)
+                extra = {}
+                if i == 0:
+                    extra = {"z": self.z[ps, rs], "dz": self.dz[ps, rs], "zm": self.zm[ps, rs],
+                             "zv": self.zv[ps, rs], "y": self.y[next_y][ps]}
+                    if single:
+                        extra["z_row"], extra["dz"] = self.z[ps, rs], self.dz[ps.start, rs]
+                if single:
+                    views = [t[0] if t is not None else None for t in views]
+                trained = self.trained[i][rs].reshape(shape[1], cols)
+                blocks.append(_Block(ps.start if single else None, ps, rs, *views,
+                                     trained if single else trained.unsqueeze(0), extra))
+            self._plans[key] = blocks
+        return self._plans[key]
 
     @staticmethod
-    def _convt_forward(layer: _ConvT, w: torch.Tensor, h: torch.Tensor, shared: bool) -> torch.Tensor:
-        n, _, height, width = h.shape
-        hw = height * width
-        cols_per = layer.cout * layer.kernel * layer.kernel
-        h2 = h.reshape(n, layer.cin, hw)
-        if shared:  # one product for every pair: (n*hw, cin) @ (cin, cout*k*k)
-            cols = (h2.transpose(1, 2).reshape(n * hw, layer.cin) @ w.reshape(layer.cin, cols_per))
-            cols = cols.view(n, hw, cols_per).transpose(1, 2)
-        else:
-            cols = torch.bmm(w.view(n, layer.cin, cols_per).transpose(1, 2), h2)
-        out_size = (height - 1) * layer.stride - 2 * layer.padding + layer.kernel
-        if layer.kernel == out_size and hw == 1:  # 1x1 input, no overlap: col2im is a reshape
-            return cols.reshape(n, layer.cout, out_size, out_size)
-        return F.fold(cols, (out_size, out_size), layer.kernel, stride=layer.stride, padding=layer.padding)
+    def _start(block: _Block) -> None:
+        """At the first step a block is set to the trained values and its moments to zero, just before
+        its Adam step, so that it is written once, while in cache."""
+        block.p.copy_(block.trained.expand_as(block.p))
+        block.m.zero_()
+        block.v.zero_()
 
-    @staticmethod
-    def _convt_backward(layer: _ConvT, w: torch.Tensor, h: torch.Tensor, d_out: torch.Tensor, shared: bool,
-                        grad_out: torch.Tensor | None, need_input_grad: bool) -> torch.Tensor | None:
-        n, _, height, width = h.shape
-        hw = height * width
-        cols_per = layer.cout * layer.kernel * layer.kernel
-        if d_out.shape[-1] == layer.kernel and hw == 1:
-            d_cols = d_out.reshape(n, cols_per, 1)
-        else:
-            d_cols = F.unfold(d_out, layer.kernel, stride=layer.stride, padding=layer.padding)  # (n, cols_per, hw)
-        d_h = None
-        if need_input_grad:
-            if shared:
-                d_h = (d_cols.transpose(1, 2).reshape(n * hw, cols_per) @ w.reshape(layer.cin, cols_per).t())
-                d_h = d_h.view(n, hw, layer.cin).transpose(1, 2)
-            else:
-                d_h = torch.bmm(w.view(n, layer.cin, cols_per), d_cols)
-            d_h = d_h.reshape(n, layer.cin, height, width)
-        if grad_out is not None:  # dW[p] = h[p] (cin, hw) @ d_cols[p]^T (hw, cols_per), into the buffer
-            torch.bmm(h.reshape(n, layer.cin, hw), d_cols.transpose(1, 2), out=grad_out.view(n, layer.cin, cols_per))
-        return d_h
+    # --- forward ---------------------------------------------------------------------------------
 
-    # --- the search ------------------------------------------------------------------------------
+    def _first_forward(self, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The first layer with the trained weights: z (n, latent) @ W (latent, k*k*cout)."""
+        return torch.mm(z, self.trained[0].view(self.latent, -1), out=out)
 
-    def _losses(self, z: torch.Tensor, x: torch.Tensor, params: list[torch.Tensor] | None, backward: bool,
-                adam: bool) -> torch.Tensor:
-        """Forward pass; with `backward`, the backward pass and (with `adam`) the per-layer Adam steps.
+    def _weights(self, pi: int, params, n: int) -> torch.Tensor:
+        """Weight matrix (cin, cols), shared, or per pair (n, cin, cols)."""
+        if params is None:
+            return self.trained[pi].reshape(self.trained[pi].shape[0], -1)
+        w = params[pi][:n]
+        return w.view(n, w.shape[1], -1)
 
-        `params` None means the shared trained weights. Returns the per-pair loss; z's gradient is
-        written to self._dz.
+    def _forward(self, y1: torch.Tensor, x_cl: torch.Tensor, params):
+        """Every layer after the first product, from its output y1 (n, k*k*cout); channels-last throughout.
+
+        `params` None = the shared trained parameters. Returns per-pair losses, layer inputs, and g(z) - x.
         """
-        s = self.settings
-        n = z.shape[0]
-        shared = params is None
-        acts = [z.view(n, self.latent, 1, 1)]  # input of every layer
-        h = acts[0]
-        for li, layer in enumerate(self.layers):
-            pi = self._param_index[li]
+        n = y1.shape[0]
+        first = self.layers[0]
+        h = y1.view(n, first.kernel, first.kernel, first.cout)
+        acts = [None, h]  # acts[i] = input of layer i (x-hat for BatchNorm)
+        for li in range(1, len(self.layers)):
+            layer, pi = self.layers[li], self._param_index[li]
             if isinstance(layer, _ConvT):
-                w = self.trained[pi] if shared else params[pi]
-                h = self._convt_forward(layer, w, h, shared)
+                h = self._convt_forward(layer, self._weights(pi, params, n), h, shared=params is None)
             elif isinstance(layer, _BatchNorm):
-                xhat = (h - layer.mean.view(1, -1, 1, 1)) * layer.inv_std.view(1, -1, 1, 1)
-                if shared:
-                    gamma, beta = self.trained[pi].view(1, -1, 1, 1), self.trained[pi + 1].view(1, -1, 1, 1)
+                h = (h - layer.mean) * layer.inv_std
+                acts[-1] = h
+                if params is None:
+                    h = torch.addcmul(self.trained[pi + 1], h, self.trained[pi])
                 else:
-                    gamma, beta = params[pi].view(n, -1, 1, 1), params[pi + 1].view(n, -1, 1, 1)
-                acts[-1] = xhat  # BN's backward needs x-hat, not its input
-                h = torch.addcmul(beta, xhat, gamma)
+                    h = torch.addcmul(params[pi + 1][:n].view(n, 1, 1, -1), h, params[pi][:n].view(n, 1, 1, -1))
             elif layer.kind == "relu":
                 h = torch.relu(h)
             else:
                 h = torch.tanh(h)
             acts.append(h)
-        diff = h - x
-        loss = diff.flatten(1).pow(2).sum(1)
-        if not backward:
-            return loss
+        diff = h - x_cl
+        return diff.square().sum((1, 2, 3)), acts, diff
 
-        buf = self._buffers
+    @staticmethod
+    def _convt_forward(layer: _ConvT, w: torch.Tensor, h: torch.Tensor, shared: bool) -> torch.Tensor:
+        n, size = h.shape[0], h.shape[1]
+        rows = h.reshape(n, size * size, layer.cin)  # one row per input pixel
+        if shared:
+            cols = (rows.reshape(-1, layer.cin) @ w).view(n, size * size, layer.cols)
+        else:
+            cols = torch.bmm(rows, w)
+        if layer.channels_last:  # cols (n, pixels, (ki, kj, cout)): col2im is one index_add_
+            index, o = layer.col_index(size, h.device)
+            out = torch.zeros(n, o * o + 1, layer.cout, dtype=h.dtype, device=h.device)
+            out.index_add_(1, index, cols.view(n, -1, layer.cout))
+            return out[:, :o * o].view(n, o, o, layer.cout)
+        out = F.fold(cols.transpose(1, 2), (layer.out_size(size),) * 2, layer.kernel, stride=layer.stride,
+                     padding=layer.padding)
+        return out.permute(0, 2, 3, 1)
+
+    @staticmethod
+    def _im2col(layer: _ConvT, d_out: torch.Tensor, size: int) -> torch.Tensor:
+        """The adjoint of col2im: d_cols (n, pixels, cols) from the output gradient (n, o, o, cout)."""
+        n = d_out.shape[0]
+        if layer.channels_last:
+            index, o = layer.col_index(size, d_out.device)
+            d_ext = torch.zeros(n, o * o + 1, layer.cout, dtype=d_out.dtype, device=d_out.device)
+            d_ext[:, :o * o].view(n, o, o, layer.cout).copy_(d_out)
+            return d_ext.index_select(1, index).view(n, size * size, layer.cols)
+        d_cols = F.unfold(d_out.permute(0, 3, 1, 2), layer.kernel, stride=layer.stride, padding=layer.padding)
+        return d_cols.transpose(1, 2)
+
+    # --- backward with the Adam steps ------------------------------------------------------------
+
+    def _adam_block(self, block: _Block, i: int) -> None:
+        s = self.settings
+        _adam_([block.p], [block.g], [block.m], [block.v], [self.steps[i]], s.lr_theta, s.betas, s.eps)
+
+    def _backward_update(self, acts, diff, next_y: int, first_step: bool) -> None:
+        """Backpropagate the per-pair losses and take every pair's Adam steps, layer by layer.
+
+        Each layer's input gradient is computed from its weights before they change.
+        """
+        s = self.settings
+        n = diff.shape[0]
+        torch._foreach_add_(self.steps, 1)
+        self.z_step.add_(1)
         d = 2.0 * diff
-        for li in range(len(self.layers) - 1, -1, -1):
-            layer, inp, out = self.layers[li], acts[li], acts[li + 1]
-            pi = self._param_index[li]
+        for li in range(len(self.layers) - 1, 0, -1):
+            layer, pi = self.layers[li], self._param_index[li]
             if isinstance(layer, _Act):
+                out = acts[li + 1]
                 d = d * (1 - out * out) if layer.kind == "tanh" else d * (out > 0)
             elif isinstance(layer, _BatchNorm):
-                if adam:
-                    torch.sum(d * inp, dim=(2, 3), out=buf.g[pi][:n])
-                    torch.sum(d, dim=(2, 3), out=buf.g[pi + 1][:n])
-                gamma = self.trained[pi].view(1, -1, 1, 1) if shared else params[pi].view(n, -1, 1, 1)
-                d = d * (gamma * layer.inv_std.view(1, -1, 1, 1))
-                if adam:
-                    idx = [pi, pi + 1]
-                    _adam_([buf.p[i][:n] for i in idx], [buf.g[i][:n] for i in idx], [buf.m[i][:n] for i in idx],
-                           [buf.v[i][:n] for i in idx], [buf.steps[i] for i in idx], s.lr_theta, s.betas, s.eps)
+                gamma, beta = self._plan(pi, n)[0], self._plan(pi + 1, n)[0]  # tiny: always one block
+                if first_step:
+                    self._start(gamma)
+                    self._start(beta)
+                g_gamma, g_beta = self.g_small[pi][:n], self.g_small[pi + 1][:n]
+                torch.sum(d * acts[li], dim=(1, 2), out=g_gamma)
+                torch.sum(d, dim=(1, 2), out=g_beta)
+                d = d * (gamma.p.view(n, 1, 1, -1) * layer.inv_std)  # gamma before its step
+                _adam_([gamma.p, beta.p], [g_gamma.view(gamma.p.shape), g_beta.view(beta.p.shape)],
+                       [gamma.m, beta.m], [gamma.v, beta.v], [self.steps[pi], self.steps[pi + 1]],
+                       s.lr_theta, s.betas, s.eps)
             else:
-                w = self.trained[pi] if shared else params[pi]
-                d = self._convt_backward(layer, w, inp, d, shared, buf.g[pi][:n] if adam else None,
-                                         need_input_grad=True)
-                if adam:  # after the input gradient, which needs the old weights
-                    _adam_([buf.p[pi][:n]], [buf.g[pi][:n]], [buf.m[pi][:n]], [buf.v[pi][:n]], [buf.steps[pi]],
-                           s.lr_theta, s.betas, s.eps)
-        self._dz = d.reshape(n, self.latent).contiguous()
-        return loss
+                d = self._convt_backward_update(layer, pi, acts[li], d, first_step)
+        self._first_backward_update(d.reshape(n, -1), next_y, first_step)
 
-    def _ensure_buffers(self, capacity: int) -> _PairBuffers:
-        if self._buffers is None or self._buffers.p[0].shape[0] < capacity:
-            self._buffers = None
-            self._buffers = _PairBuffers(self.trained, capacity)
-        return self._buffers
+    def _convt_backward_update(self, layer: _ConvT, pi: int, h: torch.Tensor, d_out: torch.Tensor,
+                               first_step: bool) -> torch.Tensor:
+        n, size = h.shape[0], h.shape[1]
+        pixels = size * size
+        d_cols = self._im2col(layer, d_out, size)  # (n, pixels, cols)
+        rows = h.reshape(n, pixels, layer.cin)
+        d_h = torch.empty(n, layer.cin, pixels, dtype=h.dtype, device=h.device)  # transposed: rows of W
+        for block in self._plan(pi, n):
+            if first_step:
+                self._start(block)
+            q, rs, ps = block.pair, block.rows, block.pairs
+            if q is not None:
+                torch.mm(block.p, d_cols[q].t(), out=d_h[q, rs])
+                torch.mm(rows[q, :, rs].t(), d_cols[q], out=block.g)
+            else:
+                torch.bmm(block.p, d_cols[ps].transpose(1, 2), out=d_h[ps])
+                torch.bmm(rows[ps].transpose(1, 2), d_cols[ps], out=block.g)
+            self._adam_block(block, pi)
+        return d_h.transpose(1, 2).view(n, size, size, layer.cin)
+
+    def _first_backward_update(self, d: torch.Tensor, next_y: int, first_step: bool) -> None:
+        """First layer: dz = W d and dW = z (outer) d; Adam on W and z block by block; y_next = z_new @ W_new."""
+        s = self.settings
+        n = d.shape[0]
+        for block in self._plan(0, n, next_y):
+            if first_step:
+                self._start(block)
+            e, q = block.extra, block.pair
+            if q is not None:
+                torch.mv(block.p, d[q], out=e["dz"])
+                torch.mul(e["z"].view(-1, 1), d[q].view(1, -1), out=block.g)
+            else:
+                dp = d[block.pairs]
+                torch.bmm(block.p, dp.unsqueeze(2), out=e["dz"].unsqueeze(2))
+                torch.mul(e["z"].unsqueeze(2), dp.unsqueeze(1), out=block.g)
+            self._adam_block(block, 0)
+            _adam_([e["z"]], [e["dz"]], [e["zm"]], [e["zv"]], [self.z_step], s.lr_z, s.betas, s.eps)
+            if q is not None:
+                if block.rows.start == 0:
+                    torch.mm(e["z_row"], block.p, out=e["y"])
+                else:
+                    e["y"].addmm_(e["z_row"], block.p)
+            else:
+                torch.bmm(e["z"].unsqueeze(1), block.p, out=e["y"].unsqueeze(1))
+
+    def _backward_shared(self, acts, diff, z, zs) -> None:
+        """Without parameter updates: backpropagate to z through the trained weights; Adam on z only."""
+        s = self.settings
+        n = diff.shape[0]
+        d = 2.0 * diff
+        for li in range(len(self.layers) - 1, 0, -1):
+            layer, pi = self.layers[li], self._param_index[li]
+            if isinstance(layer, _Act):
+                out = acts[li + 1]
+                d = d * (1 - out * out) if layer.kind == "tanh" else d * (out > 0)
+            elif isinstance(layer, _BatchNorm):
+                d = d * (self.trained[pi] * layer.inv_std)
+            else:
+                size = acts[li].shape[1]
+                d_cols = self._im2col(layer, d, size)
+                d = (d_cols.reshape(n * size * size, -1) @ self.trained[pi].reshape(layer.cin, -1).t())
+                d = d.view(n, size, size, layer.cin)
+        dz = d.reshape(n, -1) @ self.trained[0].view(self.latent, -1).t()
+        zs[2].add_(1)
+        _adam_([z], [dz.contiguous()], [zs[0]], [zs[1]], [zs[2]], s.lr_z, s.betas, s.eps)
+
+    # --- the search ------------------------------------------------------------------------------
 
     def _run_pairs(self, z0: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """k search steps for n pairs (z0 (n, latent), x (n, C, H, W)); final losses and final latents."""
         s = self.settings
         n = z0.shape[0]
-        update = s.update_params and s.k > 0 and bool(self.trained)
-        buf = self._ensure_buffers(n) if update else None
-        if update:
-            buf.reset(n)
-        z = z0.clone()
-        z_m, z_v = torch.zeros_like(z), torch.zeros_like(z)
-        z_step = torch.zeros((), dtype=torch.float32, device=z.device)
-        own = [p[:n] for p in buf.p] if update else None
+        x_cl = x.permute(0, 2, 3, 1)
+        if not (s.update_params and s.k > 0):  # every step on the shared trained weights
+            z = z0.clone()
+            zs = (torch.zeros_like(z), torch.zeros_like(z), torch.zeros((), dtype=torch.float32, device=z.device))
+            for _ in range(s.k):
+                _, acts, diff = self._forward(z @ self.trained[0].view(self.latent, -1), x_cl, None)
+                self._backward_shared(acts, diff, z, zs)
+            final, _, _ = self._forward(z @ self.trained[0].view(self.latent, -1), x_cl, None)
+            return final, z
+        self._allocate(n)
+        for step in self.steps:
+            step.zero_()
+        self.z_step = torch.zeros((), dtype=torch.float32, device=self.device)
+        z = self.z[:n]
+        z.copy_(z0)
+        self.zm[:n].zero_()
+        self.zv[:n].zero_()
+        cur = 0
+        y1 = self._first_forward(z, self.y[cur][:n])
         for t in range(s.k):
-            # the first step (and, without parameter updates, every step) runs on the shared trained weights
-            params = own if t > 0 else None
-            self._losses(z, x, params, backward=True, adam=update)
-            _adam_([z], [self._dz], [z_m], [z_v], [z_step], s.lr_z, s.betas, s.eps)
-        final = self._losses(z, x, own, backward=False, adam=False)
-        return final, z
+            # the first step runs on the shared trained weights; the first layer's product for the
+            # next step is made by its update (into the other y buffer)
+            _, acts, diff = self._forward(y1, x_cl, self.p if t > 0 else None)
+            self._backward_update(acts, diff, 1 - cur, first_step=t == 0)
+            cur = 1 - cur
+            y1 = self.y[cur][:n]
+        final, _, _ = self._forward(y1, x_cl, self.p)
+        return final, z.clone()
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, z0: torch.Tensor | None = None, generator: torch.Generator | None = None,
             progress=None) -> SearchResult:
-        """Search for every image of x (N, C, H, W); z0 (N, n_seed, latent) or drawn with `generator`.
+        """Search every image of x (N, C, H, W), from z0 (N, n_seed, latent) or latents drawn with `generator`.
 
-        Memory is bounded by `pairs_per_batch` (plus one image's latents at a time when drawn here),
-        whatever N is.
+        Pairs are taken in order (image 0's seeds, then image 1's, ...) `pairs_per_batch` at a time;
+        memory is bounded by that, whatever N is. `progress(n_pairs_done)` is called after each batch.
         """
         s = self.settings
         n_images = x.shape[0]
         if z0 is not None and tuple(z0.shape) != (n_images, s.n_seed, self.latent):
             raise ValueError(f"z0 has shape {tuple(z0.shape)}, expected {(n_images, s.n_seed, self.latent)}")
-        loss = torch.empty(n_images, s.n_seed, dtype=self.dtype)
-        nlp = torch.empty(n_images, s.n_seed, dtype=self.dtype)
-        half_log_2pi = 0.5 * math.log(2 * math.pi)
-        P = s.pairs_per_batch
-        pending_z: list[torch.Tensor] = []  # latents of pairs waiting for a batch
-        pending_pairs: list[tuple[int, int]] = []
-        next_image = 0
-
-        def pairs_available():
-            return len(pending_pairs)
-
-        while next_image < n_images or pending_pairs:
-            while pairs_available() < P and next_image < n_images:
-                zi = z0[next_image] if z0 is not None else torch.randn(s.n_seed, self.latent, generator=generator,
-                                                                       dtype=torch.float32)
-                pending_z.extend(zi.to(device=self.device, dtype=self.dtype).unbind(0))
-                pending_pairs.extend((next_image, j) for j in range(s.n_seed))
-                next_image += 1
-            take = min(P, len(pending_pairs))
-            pairs, pending_pairs = pending_pairs[:take], pending_pairs[take:]
-            zb = torch.stack(pending_z[:take])
-            del pending_z[:take]
-            img = torch.tensor([i for i, _ in pairs], device=x.device)
-            xb = x.index_select(0, img).to(device=self.device, dtype=self.dtype)
+        total = n_images * s.n_seed
+        loss = torch.empty(total, dtype=self.dtype)
+        nlp = torch.empty(total, dtype=self.dtype)
+        const = self.latent * 0.5 * math.log(2 * math.pi)
+        pending = torch.zeros(0, self.latent, dtype=self.dtype, device=self.device)  # drawn, not yet searched
+        drawn = 0
+        for start in range(0, total, s.pairs_per_batch):
+            stop = min(start + s.pairs_per_batch, total)
+            parts = [pending]
+            while sum(len(t) for t in parts) < stop - start:
+                zi = z0[drawn] if z0 is not None else torch.randn(s.n_seed, self.latent, generator=generator)
+                parts.append(zi.to(device=self.device, dtype=self.dtype))
+                drawn += 1
+            zb = torch.cat(parts)
+            zb, pending = zb[:stop - start], zb[stop - start:]
+            xb = x[torch.arange(start, stop) // s.n_seed].to(device=self.device, dtype=self.dtype)
             final, zk = self._run_pairs(zb, xb)
-            rows = torch.tensor([i for i, _ in pairs])
-            cols = torch.tensor([j for _, j in pairs])
-            loss[rows, cols] = final.to("cpu", self.dtype)
-            nlp[rows, cols] = (0.5 * zk.pow(2).sum(1) + self.latent * half_log_2pi).to("cpu", self.dtype)
+            loss[start:stop] = final.cpu()
+            nlp[start:stop] = (0.5 * zk.square().sum(1) + const).cpu()
             if progress is not None:
-                progress(take)
-        return SearchResult(loss, nlp)
+                progress(stop - start)
+        return SearchResult(loss.view(n_images, s.n_seed), nlp.view(n_images, s.n_seed))
+
+
+def auto_pairs_per_batch(generator: nn.Module, device: torch.device) -> int:
+    """Pairs per batch: on a CPU enough to amortise per-call overhead for small generators (at least 8,
+    about 128 MiB of per-pair state); on a GPU as many as fit in about 30 % of the free memory."""
+    per_pair = 4 * sum(p.numel() * p.element_size() for p in generator.parameters())  # params, 2 moments, grad
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(1, min(4096, 0.3 * free // max(per_pair, 1))))
+    return int(max(8, min(256, (128 << 20) // max(per_pair, 1))))
 
 
 def adgan_search(generator: nn.Module, x: torch.Tensor, settings: SearchSettings = SearchSettings(),
                  z0: torch.Tensor | None = None, rng: torch.Generator | None = None) -> SearchResult:
-    """Algorithm 1 on every image of x with a trained generator (not modified). See the module doc."""
+    """Algorithm 1 on every image of x with a trained generator (left unchanged). See the module doc."""
     return BatchedSearch(generator, settings).run(x, z0=z0, generator=rng)

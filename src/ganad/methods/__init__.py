@@ -1,10 +1,23 @@
 """The method registry: adding a method is one module, one line here and one params section."""
 
-from .base import Method, ParamsError
+from .adae import ADAE
+from .adgan import ADGAN
+from .base import Method, MethodUnavailable, ParamsError
+from .classical import GMM, KDE, OCSVM, IForest, KDEAlexNet, OCSVMAlexNet
 from .dcae import DCAE
+from .vae import VAE
 
 REGISTRY: dict[str, type[Method]] = {
+    "adae": ADAE,
+    "adgan": ADGAN,
     "dcae": DCAE,
+    "vae": VAE,
+    "kde": KDE,
+    "kde_alexnet": KDEAlexNet,
+    "ocsvm": OCSVM,
+    "ocsvm_alexnet": OCSVMAlexNet,
+    "iforest": IForest,
+    "gmm": GMM,
 }
 
 

@@ -26,6 +26,13 @@ Choices that are ours (the paper has no code):
   separate losses.
 - The last incomplete batch of an epoch is dropped (`drop_last`), so every
   BatchNorm batch has `batch_size` images; batches are reshuffled every epoch.
+- `select: best_val` keeps the weights of the epoch whose mean score on the normal
+  validation slice was lowest (x -> G -> D reconstructs normal data best, which is
+  what the paper's argument for the score needs); `last` (the paper) keeps the
+  final epoch. Short runs oscillate as G and D trade places, so the last epoch
+  can be a bad one. No test data and no anomaly labels are involved.
+- `min_steps` raises the epoch count for small training sets (see
+  `training.epochs_for`); 0 keeps the paper's epochs.
 - CPU speed settings (`channels_last`, `adam`, `compile`, `threads`) change how
   the numbers are computed, not what they mean; see benchmarks/bench_adae.py.
 """
@@ -43,7 +50,7 @@ from tqdm import tqdm
 
 from .. import nets
 from ..images import ImageSet
-from ..training import batches
+from ..training import batches, epochs_for
 from .base import Method, fraction, one_of
 
 
@@ -72,6 +79,7 @@ def positive_number(default):
 
 
 ADAM_IMPLS = ("fused", "foreach", "loop")
+SELECT = ("last", "best_val")
 
 
 @dataclass
@@ -79,6 +87,7 @@ class ADAEConfig:
     latent_dim: int = positive_int(32)
     width: int = positive_int(64)
     epochs: int = positive_int(100)
+    min_steps: int = non_negative_int(0, "an integer >= 0")  # see training.epochs_for
     batch_size: int = positive_int(64)
     lr: float = positive_number(1e-5)
     beta1: float = fraction(0.5)
@@ -87,6 +96,7 @@ class ADAEConfig:
     slope: float = positive_number(20.0)
     score_batch_size: int = positive_int(256)
     drop_last: bool = flag(True)
+    select: str = one_of("last", SELECT)
     # CPU speed: none of these changes what is computed.
     channels_last: bool = flag(True)
     adam: str = one_of("fused", ADAM_IMPLS)
@@ -182,6 +192,7 @@ class ADAE(Method):
         self.opt_g = self._adam(self.G)
         self.opt_d = self._adam(self.D)
         self._losses = torch.compile(adae_losses) if config.compile else adae_losses
+        self.best: dict | None = None  # {"epoch", "val_score", "G", "D"} for select: best_val
 
     def _adam(self, net: torch.nn.Module) -> torch.optim.Adam:
         cfg = self.config
@@ -217,9 +228,11 @@ class ADAE(Method):
     def fit(self, train: ImageSet, val: ImageSet, run) -> None:
         cfg = self.config
         x = train.x
+        used = len(x) - len(x) % cfg.batch_size if cfg.drop_last and len(x) >= cfg.batch_size else len(x)
+        epochs = epochs_for(used, cfg.batch_size, cfg.epochs, cfg.min_steps)
         keys = ("loss_d", "loss_g", "lr_d", "lr_g", "real_rec", "fake_rec", "gen_rec")
         with torch_threads(cfg.threads):
-            for epoch in tqdm(range(run.resume(self), cfg.epochs), desc="adae", unit="epoch", leave=False):
+            for epoch in tqdm(range(run.resume(self), epochs), desc="adae", unit="epoch", leave=False):
                 totals = dict.fromkeys(keys, 0.0)
                 seen = 0
                 for step, idx in enumerate(batches(len(x), cfg.batch_size, shuffle=True, drop_last=cfg.drop_last)):
@@ -229,7 +242,25 @@ class ADAE(Method):
                     seen += len(idx)
                 metrics = {key: total / max(seen, 1) for key, total in totals.items()}
                 metrics["val_score"] = float(self.score(val).mean()) if len(val) else float("nan")
+                self._remember_if_best(epoch, metrics["val_score"])
                 run.end_epoch(self, epoch, metrics)
+            if cfg.select == "best_val" and self.best is not None:
+                self.G.load_state_dict(self.best["G"])
+                self.D.load_state_dict(self.best["D"])
+
+    def _remember_if_best(self, epoch: int, val_score: float) -> None:
+        if self.config.select != "best_val" or not math.isfinite(val_score):
+            return
+        if self.best is None or val_score < self.best["val_score"]:
+            def copy(net):
+                return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+            self.best = {"epoch": epoch, "val_score": val_score, "G": copy(self.G), "D": copy(self.D)}
+
+    def selected(self) -> dict:
+        if self.best is None:
+            return {}
+        return {"best_epoch": self.best["epoch"], "best_val_score": self.best["val_score"]}
 
     @torch.no_grad()
     def _batched(self, x, fn) -> list:
@@ -266,10 +297,11 @@ class ADAE(Method):
 
     def state_dict(self) -> dict:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "best": self.best}
 
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.best = state.get("best")
