@@ -99,3 +99,14 @@ def test_roc_curves_writes_png(tmp_path):
 def test_roc_curves_rejects_bad_input(tmp_path, curves, match):
     with pytest.raises(ValueError, match=match):
         roc_curves(curves, tmp_path / "roc.png")
+
+
+def test_image_rows_writes_png_and_rejects_bad_shapes(tmp_path):
+    from ganad.figures import image_rows
+
+    rows = [("most anomalous", images(5, 1)), ("least anomalous", images(3, 1, seed=1))]
+    assert is_png(image_rows(rows, tmp_path / "ranked.png", title="class 9"))
+    with pytest.raises(ValueError, match=r"got shape \(1, 28, 28\)"):
+        image_rows([("r", np.zeros((2, 1, 28, 28)))], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="holds no images"):
+        image_rows([("r", np.zeros((0, 1, 32, 32)))], tmp_path / "bad.png")

@@ -107,7 +107,8 @@ def score_histogram(scores, anomalous, path, title: str = "", bins: int = 50) ->
     ax = fig.subplots()
     for mask, label, colour in ((~a, "normal", NORMAL_COLOUR), (a, "anomalous", ANOMALY_COLOUR)):
         if mask.any():
-            ax.hist(s[mask], bins=edges, density=True, alpha=0.55, color=colour, label=f"{label} (n={int(mask.sum())})")
+            ax.hist(s[mask], bins=edges, density=True, alpha=0.55, color=colour,
+                    label=f"{label} (n={int(mask.sum())})")
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("density")
     ax.legend()

@@ -23,7 +23,8 @@ Choices that are ours (the paper has no code):
   `L_D + |X - G(X)|` give D exactly dL_D/dD and G exactly dL_G/dG (proved
   against the two separate losses in tests/test_adae.py). BatchNorm in D sees
   the real batch and the generated batch in separate forward passes, as with two
-  separate losses.
+  separate losses; its running statistics (used when scoring) thus average over
+  both kinds of batch.
 - The last incomplete batch of an epoch is dropped (`drop_last`), so every
   BatchNorm batch has `batch_size` images; batches are reshuffled every epoch.
 - `select: best_val` keeps the weights of the epoch whose mean score on the normal
@@ -97,7 +98,7 @@ class ADAEConfig:
     score_batch_size: int = positive_int(256)
     drop_last: bool = flag(True)
     select: str = one_of("last", SELECT)
-    # CPU speed: none of these changes what is computed.
+    # Speed only: what is computed stays the same (channels_last and compile change float rounding).
     channels_last: bool = flag(True)
     adam: str = one_of("fused", ADAM_IMPLS)
     compile: bool = flag(False)
@@ -227,7 +228,7 @@ class ADAE(Method):
 
     def fit(self, train: ImageSet, val: ImageSet, run) -> None:
         cfg = self.config
-        x = train.x
+        x = train.x.to(self.device)
         used = len(x) - len(x) % cfg.batch_size if cfg.drop_last and len(x) >= cfg.batch_size else len(x)
         epochs = epochs_for(used, cfg.batch_size, cfg.epochs, cfg.min_steps)
         keys = ("loss_d", "loss_g", "lr_d", "lr_g", "real_rec", "fake_rec", "gen_rec")

@@ -10,6 +10,15 @@ Adam lr 1e-4 betas (0.5, 0.9), and a critic without BatchNorm (the penalty is pe
 Deviation: the WGAN reference code's extra critic steps early in training (100 critic
 steps for the first 25 generator steps) are not reproduced.
 
+An epoch is one pass of the critic over the training images in full batches; the
+generator steps after every n_critic-th critic step, counted across epochs, so small
+training sets still move the generator, and `min_steps` raises the number of epochs
+until the generator gets at least that many steps. Logged per epoch: `wasserstein`,
+the critic's estimate E[D(x)] - E[D(G(z))]; `loss_critic` (its negation, plus the
+penalty for wgan_gp); `loss_gen` = -E[D(G(z))]; `val_score`, the mean search score of
+the first `val_images` normal validation images (monitoring only, nothing is chosen
+by it).
+
 Scoring (`score: reconstruction`, the paper's): for each image, `n_seed` latents from
 the training prior are searched for k Adam steps on z and on a private copy of the
 generator's parameters; the score is the mean final squared-L2 loss (see
@@ -209,9 +218,6 @@ class ADGAN(Method):
         result = self._search(images, progress=True)
         scores = result.prior_scores() if self.config.score == "prior" else result.scores()
         return scores.double().numpy()
-
-    def selected(self) -> dict:
-        return {"pairs_per_batch": self.search_settings().pairs_per_batch}
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.state_dict(), "critic": self.critic.state_dict(),

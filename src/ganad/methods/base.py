@@ -47,16 +47,23 @@ def build_config(config_cls: type, section: dict[str, Any], where: str):
     return config
 
 
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def positive(default, **kw):
-    return dataclasses.field(default=default, metadata={"check": lambda v: v is not None and v > 0, "rule": "> 0", **kw})
+    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and v > 0,
+                                                        "rule": "a number > 0", **kw})
 
 
 def non_negative(default):
-    return dataclasses.field(default=default, metadata={"check": lambda v: v is not None and v >= 0, "rule": ">= 0"})
+    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and v >= 0,
+                                                        "rule": "a number >= 0"})
 
 
 def fraction(default):
-    return dataclasses.field(default=default, metadata={"check": lambda v: 0 <= v < 1, "rule": "in [0, 1)"})
+    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and 0 <= v < 1,
+                                                        "rule": "a number in [0, 1)"})
 
 
 def one_of(default, choices):

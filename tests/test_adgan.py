@@ -1,0 +1,291 @@
+"""ADGAN: the batched latent search against a plain per-pair loop, training, resume, variants."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ganad import nets
+from ganad.device import seed_everything
+from ganad.images import ImageSet
+from ganad.methods.adgan import ADGAN, ADGANConfig
+from ganad.methods.base import ParamsError, build_config
+from ganad.search import BatchedSearch, SearchSettings, initial_latents
+from ganad.training import TrainingRun
+
+LATENT = 16
+
+
+def reference_search(gen, x, z0, k, lr_z=0.25, lr_theta=5e-5, betas=(0.5, 0.999), update_params=True):
+    """Algorithm 1 written plainly: one image and one seed at a time, a fresh deep copy of the generator,
+    torch.optim.Adam on z and on the copy's parameters, BatchNorm in eval mode. Returns the final
+    losses ||g_theta_k(z_k) - x||^2 (one more forward pass after the k-th update) and the final z."""
+    losses = torch.empty(z0.shape[:2], dtype=x.dtype)
+    finals = torch.empty(z0.shape, dtype=x.dtype)
+    for i in range(len(x)):
+        for j in range(z0.shape[1]):
+            g = copy.deepcopy(gen).eval()
+            z = z0[i, j].clone().view(1, -1, 1, 1).requires_grad_(True)
+            opt_z = torch.optim.Adam([z], lr=lr_z, betas=betas)
+            opt_theta = torch.optim.Adam(g.parameters(), lr=lr_theta, betas=betas) if update_params else None
+            for _ in range(k):
+                loss = (g(z) - x[i:i + 1]).pow(2).sum()
+                opt_z.zero_grad()
+                g.zero_grad()
+                loss.backward()
+                opt_z.step()
+                if opt_theta is not None:
+                    opt_theta.step()
+            with torch.no_grad():
+                losses[i, j] = (g(z) - x[i:i + 1]).pow(2).sum()
+            finals[i, j] = z.detach().view(-1)
+    return losses, finals
+
+
+def trained_like_generator(channels=1, width=4, seed=0):
+    """A float64 generator whose output depends strongly on z, with non-trivial BatchNorm statistics."""
+    torch.manual_seed(seed)
+    gen = nets.decoder(channels, LATENT, width)  # PyTorch's default init: larger weights than DCGAN's
+    for m in gen.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return gen.double().eval()
+
+
+def images_near(gen, n, seed=1):
+    """Test images close to the generator's range, so that the search makes visible progress."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = gen(torch.randn(n, LATENT, 1, 1, generator=g, dtype=torch.float64))
+    return (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    gen = trained_like_generator(channels=3, width=4)
+    x = images_near(gen, 3)
+    z0 = initial_latents(3, 4, LATENT, torch.Generator().manual_seed(2), dtype=torch.float64)
+    return gen, x, z0
+
+
+_reference_cache = {}
+
+
+def cached_reference(setup, **kw):
+    """The plain loop on the module's setup, run once per set of arguments."""
+    key = tuple(sorted(kw.items()))
+    if key not in _reference_cache:
+        _reference_cache[key] = reference_search(*setup, **kw)
+    return _reference_cache[key]
+
+
+@pytest.mark.parametrize("update_params", [True, False])
+@pytest.mark.parametrize("pairs_per_batch,block_elements", [(4, None), (5, None), (12, None), (1, None),
+                                                            (5, 200), (12, 3000)])
+def test_batched_search_equals_plain_loop(setup, update_params, pairs_per_batch, block_elements):
+    """12 pairs (3 images x 4 seeds), batches dividing 12 or not, whole tensors or row blocks per pair."""
+    gen, x, z0 = setup
+    lr_theta = 1e-2  # larger than the paper's 5e-5 so that parameter updates move the losses visibly
+    expected, z_final = cached_reference(setup, k=3, lr_theta=lr_theta, update_params=update_params)
+    settings = SearchSettings(n_seed=4, k=3, lr_theta=lr_theta, pairs_per_batch=pairs_per_batch,
+                              update_params=update_params)
+    result = BatchedSearch(gen, settings, block_elements=block_elements).run(x, z0=z0)
+    torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(result.scores(), expected.mean(1), rtol=1e-10, atol=0)
+    neg_log_prior = 0.5 * z_final.pow(2).sum(-1) + 0.5 * LATENT * np.log(2 * np.pi)
+    torch.testing.assert_close(result.neg_log_prior, neg_log_prior, rtol=1e-10, atol=0)
+
+
+def test_plain_loop_comparison_is_sensitive(setup):
+    """The tolerance above is far below what parameter updates, one step more or less, or train-mode
+    BatchNorm change: the equality is not vacuous."""
+    gen, x, z0 = setup
+    base, _ = cached_reference(setup, k=3, lr_theta=1e-2, update_params=True)
+    for other in (cached_reference(setup, k=3, lr_theta=1e-2, update_params=False)[0],
+                  cached_reference(setup, k=2, lr_theta=1e-2, update_params=True)[0]):
+        assert ((other - base).abs() / base).max() > 1e-4
+    paper, _ = cached_reference(setup, k=3, update_params=True)  # the paper's lr_theta = 5e-5 still counts
+    frozen, _ = cached_reference(setup, k=3, update_params=False)
+    assert ((paper - frozen).abs() / frozen).max() > 1e-7
+    train_mode = copy.deepcopy(gen).train()
+    with torch.no_grad():
+        first = (train_mode(z0[0].view(4, LATENT, 1, 1)) - x[:1]).pow(2).flatten(1).sum(1)
+    eval_first = (gen(z0[0].view(4, LATENT, 1, 1)) - x[:1]).pow(2).flatten(1).sum(1).detach()
+    assert ((first - eval_first).abs() / eval_first).max() > 1e-3
+
+
+def test_paper_settings_match_plain_loop_on_one_image():
+    """The paper's step sizes (lr_theta 5e-5), k 5, a batch that splits an image's seeds."""
+    gen = trained_like_generator(channels=1, width=8, seed=3)
+    x = images_near(gen, 2, seed=4)
+    z0 = initial_latents(2, 3, LATENT, torch.Generator().manual_seed(5), dtype=torch.float64)
+    expected, _ = reference_search(gen, x, z0, k=5)
+    result = BatchedSearch(gen, SearchSettings(n_seed=3, k=5, pairs_per_batch=4)).run(x, z0=z0)
+    torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
+
+
+def test_search_leaves_generator_untouched_and_repeats(setup):
+    """Parameters go back to the trained values for every image: nothing drifts between images or runs."""
+    gen, x, z0 = setup
+    before = copy.deepcopy(gen.state_dict())
+    search = BatchedSearch(gen, SearchSettings(n_seed=4, k=3, lr_theta=1e-2, pairs_per_batch=5))
+    first = search.run(x, z0=z0).loss
+    second = search.run(x, z0=z0).loss
+    for key, value in gen.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not gen.training and not any(m.training for m in gen.modules())
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    # each image alone gives what it gets in the batch: no state carries over from earlier images
+    alone = search.run(x[2:], z0=z0[2:]).loss
+    torch.testing.assert_close(alone, first[2:], rtol=1e-12, atol=0)
+
+
+def test_drawn_latents_do_not_depend_on_batching(setup):
+    gen, x, _ = setup
+    a = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=3)).run(
+        x, generator=torch.Generator().manual_seed(7))
+    b = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=8)).run(
+        x, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a.loss, b.loss, rtol=1e-12, atol=0)
+    z0 = initial_latents(3, 4, LATENT, torch.Generator().manual_seed(7), dtype=torch.float64)
+    c = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=5)).run(x, z0=z0)
+    torch.testing.assert_close(a.loss, c.loss, rtol=1e-12, atol=0)
+
+
+def test_unsupported_generator_is_refused():
+    gen = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 8, 4, bias=False), torch.nn.LeakyReLU())
+    with pytest.raises(TypeError, match="LeakyReLU"):
+        BatchedSearch(gen, SearchSettings())
+
+
+# --- the method -------------------------------------------------------------------------------------
+
+def make(epochs=2, **kw):
+    seed_everything(0)
+    options = dict(latent_dim=LATENT, width=8, epochs=epochs, batch_size=32, n_seed=4, k=3, val_images=4)
+    options.update(kw)
+    return ADGAN(ADGANConfig(**options), 1, torch.device("cpu"))
+
+
+def subset(images: ImageSet, idx) -> ImageSet:
+    return ImageSet(images.x[idx], images.labels[idx], images.index[idx])
+
+
+def test_wgan_training_and_search_detect_easy_anomalies(easy):
+    """The paper's WGAN (RMSprop, clipping) with a larger step, then the paper's search: discs vs bars.
+    (An untrained generator gets AUROC 0.16-0.56 here: the training is what separates them.)"""
+    train, val, test = easy
+    model = make(epochs=3, lr=5e-4, n_critic=2)
+    run = TrainingRun(None, "t")
+    model.fit(train, val, run)
+    assert [h["epoch"] for h in run.history] == list(range(3))
+    for h in run.history:
+        assert {"wasserstein", "loss_critic", "loss_gen", "val_score"} <= set(h)
+        assert all(np.isfinite(v) for v in h.values())
+    scores = model.score(test)
+    assert scores.shape == (len(test),) and np.all(np.isfinite(scores))
+    assert roc_auc_score(test.labels, scores) > 0.85
+
+
+def test_paper_wgan_trains_with_clipped_critic(easy):
+    train, val, _ = easy
+    model = make(epochs=1, n_critic=2)
+    run = TrainingRun(None, "t")
+    model.fit(train, val, run)
+    assert np.isfinite(run.history[0]["wasserstein"]) and np.isfinite(run.history[0]["val_score"])
+    assert max(p.abs().max().item() for p in model.critic.parameters()) <= 0.01 + 1e-9
+    assert isinstance(model.opt_d, torch.optim.RMSprop)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.critic.modules())
+    gp = make(epochs=1, objective="wgan_gp", n_critic=2)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in gp.critic.modules())
+    assert isinstance(gp.opt_d, torch.optim.Adam) and gp.opt_d.defaults["betas"] == (0.5, 0.9)
+    run = TrainingRun(None, "t")
+    gp.fit(subset(train, np.arange(64)), val, run)  # the gradient penalty path runs and stays finite
+    assert all(np.isfinite(v) for v in run.history[0].values())
+
+
+def test_min_steps_raises_epochs():
+    model = make(epochs=2, min_steps=10, n_critic=5, batch_size=32)
+    assert model.epochs(320) == 5  # 10 critic steps per epoch, 2 generator steps per epoch
+    assert model.epochs(3200) == 2
+
+
+def test_resume_equals_uninterrupted(easy, tmp_path):
+    train, val, _ = easy
+    train = subset(train, np.arange(128))
+    full = make(epochs=3, n_critic=2)
+    full.fit(train, val, TrainingRun(None, "t"))
+
+    first = make(epochs=1, n_critic=2)
+    first.fit(train, val, TrainingRun(tmp_path / "ck.pt", "same"))
+    resumed = make(epochs=3, n_critic=2)
+    torch.manual_seed(123)  # resume must restore the RNG, not rely on the caller's state
+    run = TrainingRun(tmp_path / "ck.pt", "same")
+    resumed.fit(train, val, run)
+    assert [h["epoch"] for h in run.history] == [0, 1, 2]
+    for a, b in [(full.generator, resumed.generator), (full.critic, resumed.critic)]:
+        for (key, u), v in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(u, v, rtol=0, atol=0, msg=key)
+    assert full.critic_steps == resumed.critic_steps
+    torch.testing.assert_close(full.opt_g.state_dict()["state"], resumed.opt_g.state_dict()["state"], rtol=0, atol=0)
+
+
+def test_save_load_round_trip_gives_equal_scores(easy, tmp_path):
+    train, val, test = easy
+    test = subset(test, np.arange(0, 128, 16))
+    model = make(epochs=1, pairs_per_batch=5)
+    model.fit(subset(train, np.arange(64)), val, TrainingRun(None, "t"))
+    scores = model.score(test)
+    model.save(tmp_path / "m.pt")
+    loaded = ADGAN.load(tmp_path / "m.pt", torch.device("cpu"))
+    np.testing.assert_array_equal(loaded.score(test), scores)
+    np.testing.assert_array_equal(model.score(test), scores)  # scoring twice: same latents, same values
+
+
+def test_critic_and_prior_variants_are_finite_and_shaped(easy):
+    train, val, test = easy
+    test = subset(test, np.arange(0, 128, 8))
+    model = make(epochs=1)
+    model.fit(subset(train, np.arange(64)), val, TrainingRun(None, "t"))
+    state = model.state_dict()
+    scores = {}
+    for kind in ("critic", "prior", "reconstruction"):
+        variant = ADGAN(dataclasses.replace(model.config, score=kind), 1, torch.device("cpu"))
+        variant.load_state_dict(state)
+        scores[kind] = variant.score(test)
+        assert scores[kind].shape == (len(test),) and np.all(np.isfinite(scores[kind])), kind
+    with torch.no_grad():
+        critic = -model.critic.eval()(test.x).view(-1).double().numpy()
+    np.testing.assert_allclose(scores["critic"], critic, rtol=1e-6)  # higher = less like the training data
+    assert np.all(scores["prior"] > 0.5 * LATENT * np.log(2 * np.pi))  # -log N(z) exceeds its value at z = 0
+
+
+@pytest.mark.parametrize("key,value", [("objective", "gan"), ("score", "likelihood"), ("pairs_per_batch", 0),
+                                       ("pairs_per_batch", "many"), ("update_params", "yes"), ("k", 0),
+                                       ("n_seed", 2.5), ("gp_beta2", 1.0), ("lr_theta", 0)])
+def test_invalid_params_are_named(key, value):
+    with pytest.raises(ParamsError, match=key):
+        build_config(ADGANConfig, {key: value}, "methods.adgan")
+
+
+def test_paper_defaults():
+    cfg = ADGANConfig()
+    assert (cfg.latent_dim, cfg.width, cfg.objective, cfg.lr, cfg.clip, cfg.n_critic) == (256, 64, "wgan", 5e-5, 0.01, 5)
+    assert (cfg.n_seed, cfg.k, cfg.lr_z, cfg.lr_theta, cfg.search_beta1, cfg.search_beta2) == (64, 5, 0.25, 5e-5, 0.5, 0.999)
+    assert cfg.update_params and cfg.score == "reconstruction"
+    assert (cfg.gp_lambda, cfg.gp_lr, cfg.gp_beta1, cfg.gp_beta2) == (10.0, 1e-4, 0.5, 0.9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_search_equals_cpu(setup):
+    gen, x, z0 = setup
+    settings = SearchSettings(n_seed=4, k=3, lr_theta=1e-2, pairs_per_batch=12)
+    cpu = BatchedSearch(gen, settings).run(x, z0=z0).loss
+    gpu = BatchedSearch(copy.deepcopy(gen).cuda(), settings).run(x, z0=z0).loss
+    torch.testing.assert_close(gpu, cpu, rtol=1e-9, atol=0)
