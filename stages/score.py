@@ -29,7 +29,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     write_scores(out, pd.concat([table for table, _ in results.values()]))
     selected = {str(cls): chosen for cls, (_, chosen) in results.items() if chosen}
     out.with_suffix(".selected.json").write_text(json.dumps(selected, indent=1, default=str) + "\n")
-    click.echo(f"{method} {dataset} {protocol}: {len(table)} scores")
+    click.echo(f"{method} {dataset} {protocol}: {sum(len(t) for t, _ in results.values())} scores")
 
 
 if __name__ == "__main__":
