@@ -1,0 +1,154 @@
+"""Time ADGAN's batched latent search against the plain per-pair loop, in one run.
+
+At the paper's settings (n_seed 64, k 5, latent 256, DCGAN width 64, 32x32 images,
+1 and 3 channels) both search the same random images from the same initial latents
+with an untrained generator (timing does not depend on training). Printed per
+channel count: seconds per image for each, their ratio, peak memory, and the largest
+relative difference between their scores; then the floors this machine allows,
+measured here: the Adam update streaming every pair's weights and moments from
+memory, the same update with everything in cache, and the matrix products at this
+machine's GEMM rate.
+
+    .venv/bin/python benchmarks/bench_adgan_search.py            # 2 images, 1 thread
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_adgan_search.py --threads 2 --plain-images 0
+
+On a CPU shared with other busy processes, run with OMP_WAIT_POLICY=PASSIVE when using more than
+one thread: OpenMP's default spinning made both searches several times slower there.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import time
+
+import click
+import torch
+
+from ganad import nets
+from ganad.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
+
+LATENT, WIDTH, N_SEED, K = 256, 64, 64, 5
+
+
+def plain_loop(gen, x, z0, k=K, lr_z=0.25, lr_theta=5e-5, betas=(0.5, 0.999)):
+    """One image, one seed at a time: a deep copy of the generator, torch.optim.Adam on z and on theta."""
+    losses = torch.empty(z0.shape[:2])
+    for i in range(len(x)):
+        for j in range(z0.shape[1]):
+            g = copy.deepcopy(gen).eval()
+            z = z0[i, j].clone().view(1, -1, 1, 1).requires_grad_(True)
+            opt_z = torch.optim.Adam([z], lr=lr_z, betas=betas)
+            opt_theta = torch.optim.Adam(g.parameters(), lr=lr_theta, betas=betas)
+            for _ in range(k):
+                loss = (g(z) - x[i:i + 1]).pow(2).sum()
+                opt_z.zero_grad()
+                opt_theta.zero_grad()
+                loss.backward()
+                opt_z.step()
+                opt_theta.step()
+            with torch.no_grad():
+                losses[i, j] = (g(z) - x[i:i + 1]).pow(2).sum()
+    return losses
+
+
+def maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def adam_ns_per_element(state_mib: int) -> float:
+    """Fused Adam (read p, g, m, v; write p, m, v) over a working set of `state_mib`, in ns per element."""
+    n = state_mib * (1 << 20) // 16
+    p, g, m, v = (torch.rand(n) for _ in range(4))
+    step = [torch.ones(())]
+    repeats = max(1, (256 << 20) // (16 * n))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch._fused_adam_([p], [g], [m], [v], [], step, lr=1e-5, beta1=0.5, beta2=0.999, weight_decay=0.0,
+                               eps=1e-8, amsgrad=False, maximize=False)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best / n * 1e9
+
+
+def gemm_gflops() -> float:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 5)
+    return 2 * 1024 ** 3 / best / 1e9
+
+
+def search_flops(channels: int) -> float:
+    """Multiply-adds x 2 of one image's search: per pair k x (forward + input grad + weight grad) + 1 forward."""
+    w = WIDTH
+    macs = LATENT * 4 * w * 16 + 16 * (4 * w) * (2 * w) * 16 + 64 * (2 * w) * w * 16 + 256 * w * channels * 16
+    return 2 * N_SEED * (3 * K + 1) * macs
+
+
+@click.command()
+@click.option("--images", default=2, show_default=True, help="random images per channel count")
+@click.option("--plain-images", default=None, type=int, help="images for the plain loop (default: --images; 0: skip)")
+@click.option("--channels", "channel_counts", multiple=True, type=int, default=(1, 3), show_default=True)
+@click.option("--threads", default=1, show_default=True, help="torch threads (both searches)")
+@click.option("--pairs-per-batch", default=None, type=int, help="default: auto_pairs_per_batch")
+@click.option("--seed", default=0, show_default=True)
+def main(images, plain_images, channel_counts, threads, pairs_per_batch, seed):
+    torch.set_num_threads(threads)
+    plain_images = images if plain_images is None else plain_images
+    print(f"torch {torch.__version__}, {threads} thread(s); n_seed {N_SEED}, k {K}, latent {LATENT}, "
+          f"width {WIDTH}, 32x32")
+    for channels in channel_counts:
+        torch.manual_seed(seed)
+        gen = nets.decoder(channels, LATENT, WIDTH)
+        nets.dcgan_init(gen)
+        gen.eval()
+        x = torch.rand(images, channels, 32, 32) * 2 - 1
+        z0 = initial_latents(images, N_SEED, LATENT, torch.Generator().manual_seed(seed + 1))
+        pairs = pairs_per_batch or auto_pairs_per_batch(gen, torch.device("cpu"))
+        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs))
+        rss0 = maxrss_mib()
+        search._run_pairs(z0[0, :pairs].clone(), x[:1].expand(pairs, -1, -1, -1))  # warm-up: allocate buffers
+        start = time.perf_counter()
+        batched = search.run(x, z0=z0)
+        t_batched = (time.perf_counter() - start) / images
+        rss_batched = maxrss_mib()
+        n_params = sum(p.numel() for p in gen.parameters())
+        print(f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch")
+        print(f"  batched search  {t_batched:7.3f} s/image  ({images} images)")
+        if plain_images > 0:
+            start = time.perf_counter()
+            plain = plain_loop(gen, x[:plain_images], z0[:plain_images])
+            t_plain = (time.perf_counter() - start) / plain_images
+            rel_pair = ((batched.loss[:plain_images] - plain).abs() / plain.abs()).max().item()
+            rel_score = ((batched.scores()[:plain_images] - plain.mean(1)).abs() / plain.mean(1).abs()).max().item()
+            print(f"  plain loop      {t_plain:7.3f} s/image  ({plain_images} images)")
+            print(f"  speed-up        {t_plain / t_batched:7.2f} x")
+        print(f"  peak RSS        {rss_batched:7.0f} MiB after the batched search (+{rss_batched - rss0:.0f} MiB in it; "
+              f"per-pair state {4 * n_params * 4 / 2**20:.1f} MiB: params, 2 moments, gradient)"
+              + (f", {maxrss_mib():.0f} MiB after the plain loop" if plain_images > 0 else ""))
+        if plain_images > 0:
+            print(f"  max relative difference: per-pair losses {rel_pair:.2e}, scores {rel_score:.2e}")
+        elements = N_SEED * K * n_params
+        print(f"  work per image: {search_flops(channels) / 1e9:.1f} GFLOP, {elements / 1e6:.0f} M Adam element "
+              f"updates ({elements * 24 / 1e9:.1f} GB if p, m, v are read and written once per step)")
+
+    print("\nfloors on this machine, per image at these settings (3 channels has ~the same):")
+    n_params = sum(p.numel() for p in nets.decoder(1, LATENT, WIDTH).parameters())
+    elements = N_SEED * K * n_params
+    streaming, cached = adam_ns_per_element(256), adam_ns_per_element(4)
+    rate = gemm_gflops()
+    print(f"  Adam streaming from memory (256 MiB working set): {streaming:.2f} ns/element -> "
+          f"{elements * streaming / 1e9:.3f} s")
+    print(f"  Adam in cache (4 MiB working set):                {cached:.2f} ns/element -> "
+          f"{elements * cached / 1e9:.3f} s")
+    print(f"  matrix products at {rate:.0f} GFLOP/s (1024^2 GEMM):      {search_flops(1) / rate / 1e9:.3f} s")
+    print("  (the search does both, largely one after the other: its floor is about their sum)")
+
+
+if __name__ == "__main__":
+    main()
