@@ -36,7 +36,7 @@ def auroc_table(dataset: str, protocol: str, ours: dict[str, dict], classes: lis
             rows.append(values + [round(float(np.mean(theirs)), 3)])
             index.append((method, "paper"))
         if mine is not None:
-            values = [mine["auroc"][str(c)] for c in classes]
+            values = [round(mine["auroc"][str(c)], 3) for c in classes]
             rows.append(values + [round(float(np.mean(values)), 3)])
             index.append((method, "ours"))
             if theirs is not None:
