@@ -89,3 +89,29 @@ def test_bad_params_stop_before_any_work(workspace):
     result = CliRunner().invoke(stage("fetch"), ["--dataset", "mnist"])
     assert result.exit_code != 0 and "model.latent_dim = -3" in str(result.exception)
     assert not (workspace / "data").exists()
+
+
+def test_a_method_that_cannot_run_is_reported_as_not_run(workspace, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(workspace / "empty_torch_home"))
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["run"]["methods"] = ["kde_alexnet"]
+    params["methods"]["kde_alexnet"] = {"download": False, "weights_dir": str(workspace / "no_weights")}
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    invoke("fetch", "--dataset", "mnist")
+    invoke("split", "--dataset", "mnist", "--protocol", "one_class_normal")
+    invoke("preprocess", "--dataset", "mnist")
+    output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
+    assert "kde_alexnet skipped" in output and "download" in output
+    invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
+    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    params["run"]["protocols"] = ["one_class_normal"]
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    invoke("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
+    metrics = json.loads((workspace / "reports/metrics/mnist_one_class_normal.json").read_text())
+    assert "weights" in metrics["kde_alexnet"]["unavailable"] and "auroc" in metrics["dcae"]
+    invoke("report")
+    table = (workspace / "reports/tables/mnist_one_class_normal.md").read_text()
+    assert "kde_alexnet was not run" in table
+    row = [line for line in table.splitlines() if line.startswith("| kde_alexnet") and "ours" in line]
+    assert row and "not yet run" in row[0]
