@@ -103,3 +103,19 @@ def test_dvc_config_never_phones_home():
     text = (ROOT / ".dvc" / "config").read_text()
     assert "analytics = false" in text and "check_update = false" in text
     assert os.path.exists(ROOT / "dvc.yaml")
+
+
+@pytest.mark.parametrize("method, key, value, allowed", [
+    ("dcae", "width", 2.5, "a positive integer"),
+    ("vae", "epochs", 3.0, "a positive integer"),
+    ("adgan", "n_seed", True, "a positive integer"),
+    ("adae", "lr", float("nan"), "a finite number > 0"),
+    ("adae", "balance", "yes", "true or false"),
+    ("kde", "pca_sizes", [4, 0], "a non-empty list of positive integers"),
+])
+def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, value, allowed):
+    """Integer fields refuse fractions and booleans, numbers refuse NaN, in every method's section."""
+    bad = copy.deepcopy(raw)
+    bad["methods"].setdefault(method, {})[key] = value
+    with pytest.raises(ParamsError, match=rf"methods\.{method}\.{key} = .* must be {allowed}"):
+        parse_params(bad)

@@ -7,6 +7,8 @@ from .classical import GMM, KDE, OCSVM, IForest, KDEAlexNet, OCSVMAlexNet
 from .dcae import DCAE
 from .vae import VAE
 
+__all__ = ["REGISTRY", "Method", "MethodUnavailable", "ParamsError", "get_method"]
+
 REGISTRY: dict[str, type[Method]] = {
     "adae": ADAE,
     "adgan": ADGAN,

@@ -41,7 +41,6 @@ Choices that are ours (the paper has no code):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -52,31 +51,7 @@ from tqdm import tqdm
 from .. import nets
 from ..images import ImageSet
 from ..training import batches, epochs_for
-from .base import Method, fraction, one_of
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def positive_int(default):
-    return dataclasses.field(default=default, metadata={"check": lambda v: _is_int(v) and v > 0,
-                                                        "rule": "a positive integer"})
-
-
-def non_negative_int(default, rule: str):
-    return dataclasses.field(default=default, metadata={"check": lambda v: _is_int(v) and v >= 0, "rule": rule})
-
-
-def flag(default: bool):
-    return dataclasses.field(default=default, metadata={"check": lambda v: isinstance(v, bool),
-                                                        "rule": "true or false"})
-
-
-def positive_number(default):
-    return dataclasses.field(
-        default=default, metadata={"check": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-                                   and math.isfinite(v) and v > 0, "rule": "a finite number > 0"})
+from .base import Method, flag, fraction, non_negative_int, one_of, positive, positive_int
 
 
 ADAM_IMPLS = ("fused", "foreach", "loop")
@@ -88,13 +63,13 @@ class ADAEConfig:
     latent_dim: int = positive_int(32)
     width: int = positive_int(64)
     epochs: int = positive_int(100)
-    min_steps: int = non_negative_int(0, "an integer >= 0")  # see training.epochs_for
+    min_steps: int = non_negative_int(0)  # see training.epochs_for
     batch_size: int = positive_int(64)
-    lr: float = positive_number(1e-5)
+    lr: float = positive(1e-5)
     beta1: float = fraction(0.5)
     beta2: float = fraction(0.999)
     balance: bool = flag(True)
-    slope: float = positive_number(20.0)
+    slope: float = positive(20.0)
     score_batch_size: int = positive_int(256)
     drop_last: bool = flag(True)
     select: str = one_of("last", SELECT)

@@ -33,7 +33,6 @@ scores do not depend on the global RNG (nor on `pairs_per_batch`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,36 +43,23 @@ from .. import nets
 from ..images import ImageSet
 from ..search import BatchedSearch, SearchSettings, auto_pairs_per_batch
 from ..training import batches
-from .base import Method, fraction, non_negative, one_of, positive
+from .base import Method, flag, fraction, is_int, non_negative_int, one_of, positive, positive_int, rule
 
 
-def _flag(default: bool):
-    return dataclasses.field(default=default, metadata={"check": lambda v: isinstance(v, bool),
-                                                        "rule": "true or false"})
-
-
-def _count(default, minimum: int = 1):
-    return dataclasses.field(default=default, metadata={
-        "check": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
-        "rule": f"an integer >= {minimum}"})
-
-
-def _auto_or_count(default):
-    return dataclasses.field(default=default, metadata={
-        "check": lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
-        "rule": "'auto' or a positive integer"})
+def _auto_orpositive_int(default):
+    return rule(default, lambda v: v == "auto" or (is_int(v) and v > 0), "'auto' or a positive integer")
 
 
 @dataclass
 class ADGANConfig:
     # GAN (paper: DCGAN, latent 256, WGAN)
-    latent_dim: int = _count(256)
-    width: int = _count(64)
+    latent_dim: int = positive_int(256)
+    width: int = positive_int(64)
     objective: str = one_of("wgan", ("wgan", "wgan_gp"))
-    epochs: int = _count(25)
-    min_steps: int = non_negative(0)  # generator steps at least: small training sets get more epochs
-    batch_size: int = _count(64)
-    n_critic: int = _count(5)
+    epochs: int = positive_int(25)
+    min_steps: int = non_negative_int(0)  # generator steps at least: small training sets get more epochs
+    batch_size: int = positive_int(64)
+    n_critic: int = positive_int(5)
     lr: float = positive(5e-5)  # wgan: RMSprop, both nets
     clip: float = positive(0.01)  # wgan: critic weights clipped to [-clip, clip]
     gp_lr: float = positive(1e-4)  # wgan_gp: Adam, both nets
@@ -81,18 +67,18 @@ class ADGANConfig:
     gp_beta2: float = fraction(0.9)
     gp_lambda: float = positive(10.0)
     # latent search (Algorithm 1; paper: 64 seeds, 5 steps, Adam 0.25 on z and 5e-5 on theta)
-    n_seed: int = _count(64)
-    k: int = _count(5)
+    n_seed: int = positive_int(64)
+    k: int = positive_int(5)
     lr_z: float = positive(0.25)
     lr_theta: float = positive(5e-5)
     search_beta1: float = fraction(0.5)
     search_beta2: float = fraction(0.999)
-    update_params: bool = _flag(True)
-    pairs_per_batch: int | str = _auto_or_count("auto")  # auto: a few on a CPU, many on a GPU
-    search_seed: int = _count(0, minimum=0)
+    update_params: bool = flag(True)
+    pairs_per_batch: int | str = _auto_orpositive_int("auto")  # auto: a few on a CPU, many on a GPU
+    search_seed: int = non_negative_int(0)
     score: str = one_of("reconstruction", ("reconstruction", "critic", "prior"))
-    val_images: int = _count(16)  # normal validation images searched after every epoch (logged only)
-    score_batch_size: int = _count(256)  # critic scoring
+    val_images: int = positive_int(16)  # normal validation images searched after every epoch (logged only)
+    score_batch_size: int = positive_int(256)  # critic scoring
 
 
 class ADGAN(Method):

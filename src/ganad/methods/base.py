@@ -9,6 +9,7 @@ with a normal validation slice, and scores images: higher means more anomalous.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,26 +49,47 @@ def build_config(config_cls: type, section: dict[str, Any], where: str):
 
 
 def is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
-def positive(default, **kw):
-    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and v > 0,
-                                                        "rule": "a number > 0", **kw})
+def is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def rule(default, check, text: str, factory: bool = False):
+    """A dataclass field whose value `build_config` checks with `check`; `text` says what is allowed."""
+    meta = {"check": check, "rule": text}
+    if factory:
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def positive(default):
+    return rule(default, lambda v: is_number(v) and math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def non_negative(default):
-    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and v >= 0,
-                                                        "rule": "a number >= 0"})
+    return rule(default, lambda v: is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+def positive_int(default):
+    return rule(default, lambda v: is_int(v) and v > 0, "a positive integer")
+
+
+def non_negative_int(default, text: str = "an integer >= 0"):
+    return rule(default, lambda v: is_int(v) and v >= 0, text)
 
 
 def fraction(default):
-    return dataclasses.field(default=default, metadata={"check": lambda v: is_number(v) and 0 <= v < 1,
-                                                        "rule": "a number in [0, 1)"})
+    return rule(default, lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+
+
+def flag(default: bool):
+    return rule(default, lambda v: isinstance(v, bool), "true or false")
 
 
 def one_of(default, choices):
-    return dataclasses.field(default=default, metadata={"check": lambda v: v in choices, "rule": f"one of {list(choices)}"})
+    return rule(default, lambda v: v in choices, f"one of {list(choices)}")
 
 
 class Method(ABC):

@@ -40,7 +40,6 @@ training size. `None` (the default) uses them all.
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import socket
 from abc import abstractmethod
@@ -59,7 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from ..images import ImageSet
 from ..training import batches
-from .base import Method, MethodUnavailable, one_of, positive
+from .base import Method, MethodUnavailable, flag, is_int, is_number, one_of, positive, positive_int, rule
 
 PAPER_PCA_SIZES = [20, 40, 60, 80, 100]
 PAPER_BANDWIDTHS = [float(2.0 ** (j / 2)) for j in range(9)]  # 2^0, 2^0.5, ..., 2^4
@@ -68,46 +67,27 @@ PAPER_COMPONENTS = list(range(2, 21))
 
 # --- params checks (base.py's helpers cover scalars; these cover lists and optional values) ---
 
-def _rule(default, check, rule: str, factory: bool = False):
-    meta = {"check": check, "rule": rule}
-    if factory:
-        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def positive_ints(default):
-    return _rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(_is_int(x) and x > 0 for x in v),
-                 "a non-empty list of positive integers", factory=True)
+    return rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_int(x) and x > 0 for x in v),
+                "a non-empty list of positive integers", factory=True)
 
 
 def positive_floats(default):
-    return _rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0
-                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v),
-                 "a non-empty list of positive numbers", factory=True)
+    return rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0
+                and all(is_number(x) and x > 0 for x in v),
+                "a non-empty list of positive numbers", factory=True)
 
 
 def optional_positive_int(default=None):
-    return _rule(default, lambda v: v is None or (_is_int(v) and v > 0), "null or a positive integer")
-
-
-def positive_int(default):
-    return _rule(default, lambda v: _is_int(v) and v > 0, "a positive integer")
-
-
-def boolean(default: bool):
-    return _rule(default, lambda v: isinstance(v, bool), "true or false")
+    return rule(default, lambda v: v is None or (is_int(v) and v > 0), "null or a positive integer")
 
 
 def optional_seed(default=None):
-    return _rule(default, lambda v: v is None or (_is_int(v) and v >= 0), "null or a non-negative integer")
+    return rule(default, lambda v: v is None or (is_int(v) and v >= 0), "null or a non-negative integer")
 
 
 def unit_interval(default):
-    return _rule(default, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, "in (0, 1]")
+    return rule(default, lambda v: is_number(v) and 0 < v <= 1, "in (0, 1]")
 
 
 # --- configs ---
@@ -127,8 +107,8 @@ class FeatureConfig:
 class KDEConfig(FeatureConfig):
     pca_criterion: str = one_of("detector", ["detector", "ppca"])
     bandwidths: list = positive_floats(PAPER_BANDWIDTHS)
-    cv_folds: int = _rule(10, lambda v: _is_int(v) and v >= 2, "an integer >= 2")
-    standardize: bool = boolean(False)  # False: raw PCA coordinates, where the paper's grid 1..16 is meaningful
+    cv_folds: int = rule(10, lambda v: is_int(v) and v >= 2, "an integer >= 2")
+    standardize: bool = flag(False)  # False: raw PCA coordinates, where the paper's grid 1..16 is meaningful
 
 
 @dataclass
@@ -154,7 +134,7 @@ class GMMConfig(FeatureConfig):
 @dataclass
 class AlexNetOptions:
     weights_dir: str | None = None  # None: torch hub's cache, $TORCH_HOME/hub/checkpoints
-    download: bool = boolean(False)  # True lets torchvision fetch the weights (needs the internet)
+    download: bool = flag(False)  # True lets torchvision fetch the weights (needs the internet)
     feature_batch_size: int = positive_int(64)
 
 

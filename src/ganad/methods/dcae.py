@@ -10,25 +10,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import nets
 from ..images import ImageSet
 from ..training import batches, epochs_for
-from .base import Method, non_negative, positive
+from .base import Method, non_negative_int, positive, positive_int
 
 
 @dataclass
 class DCAEConfig:
-    latent_dim: int = positive(32)
-    width: int = positive(64)
-    epochs: int = positive(20)
-    min_steps: int = non_negative(0)  # see training.epochs_for
-    batch_size: int = positive(64)
+    latent_dim: int = positive_int(32)
+    width: int = positive_int(64)
+    epochs: int = positive_int(20)
+    min_steps: int = non_negative_int(0)  # see training.epochs_for
+    batch_size: int = positive_int(64)
     lr: float = positive(2e-4)
     beta1: float = 0.5
-    score_batch_size: int = positive(256)
+    score_batch_size: int = positive_int(256)
 
 
 def per_image_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

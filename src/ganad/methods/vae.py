@@ -40,7 +40,7 @@ from tqdm import tqdm
 from .. import nets
 from ..images import ImageSet
 from ..training import batches, epochs_for
-from .base import Method, non_negative, positive
+from .base import Method, non_negative_int, positive, positive_int
 
 MIN_STD = 1e-3  # floor for the calibrated sigma, against a zero-error batch
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -54,17 +54,17 @@ def _valid_obs_std(v) -> bool:
 
 @dataclass
 class VAEConfig:
-    latent_dim: int = positive(32)
-    width: int = positive(64)
-    epochs: int = positive(20)
-    min_steps: int = non_negative(0)  # see training.epochs_for
-    batch_size: int = positive(64)
+    latent_dim: int = positive_int(32)
+    width: int = positive_int(64)
+    epochs: int = positive_int(20)
+    min_steps: int = non_negative_int(0)  # see training.epochs_for
+    batch_size: int = positive_int(64)
     lr: float = positive(2e-4)
     beta1: float = 0.5
     obs_std: float | str = field(default="optimal", metadata={"check": _valid_obs_std,
                                                                "rule": "'optimal' or a positive number"})
-    score_samples: int = positive(10)
-    score_batch_size: int = positive(256)
+    score_samples: int = positive_int(10)
+    score_batch_size: int = positive_int(256)
     score_seed: int = 0
 
 
