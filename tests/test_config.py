@@ -119,3 +119,23 @@ def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, v
     bad["methods"].setdefault(method, {})[key] = value
     with pytest.raises(ParamsError, match=rf"methods\.{method}\.{key} = .* must be {allowed}"):
         parse_params(bad)
+
+
+# The library modules whose code decides what a training or scoring stage writes: a change to
+# any of them must make `dvc repro` rerun the stage.
+STAGE_CODE = {
+    "train": {"src/ganad/methods", "src/ganad/nets.py", "src/ganad/search.py", "src/ganad/training.py",
+              "src/ganad/pipeline.py", "src/ganad/images.py", "src/ganad/protocols.py", "src/ganad/device.py"},
+    "score": {"src/ganad/methods", "src/ganad/nets.py", "src/ganad/search.py", "src/ganad/pipeline.py",
+              "src/ganad/images.py", "src/ganad/protocols.py", "src/ganad/device.py"},
+}
+
+
+@pytest.mark.parametrize("stage", ["train", "train_main", "score", "score_main"])
+def test_model_stages_depend_on_the_code_that_computes_them(stage):
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    missing = STAGE_CODE[stage.split("_")[0]] - set(spec["deps"])
+    assert not missing, f"dvc.yaml stage {stage} lacks deps {sorted(missing)}"
+    for dep in spec["deps"]:
+        if dep.startswith("src/") or dep.startswith("stages/"):
+            assert (ROOT / dep).exists(), dep
