@@ -96,8 +96,10 @@ def search_flops(channels: int) -> float:
 @click.option("--channels", "channel_counts", multiple=True, type=int, default=(1, 3), show_default=True)
 @click.option("--threads", default=1, show_default=True, help="torch threads (both searches)")
 @click.option("--pairs-per-batch", default=None, type=int, help="default: auto_pairs_per_batch")
+@click.option("--workers", default=None, type=int,
+              help="batches searched at once, one thread each (default: --threads, as ADGAN's auto does)")
 @click.option("--seed", default=0, show_default=True)
-def main(images, plain_images, channel_counts, threads, pairs_per_batch, seed):
+def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers, seed):
     torch.set_num_threads(threads)
     plain_images = images if plain_images is None else plain_images
     print(f"torch {torch.__version__}, {threads} thread(s); n_seed {N_SEED}, k {K}, latent {LATENT}, "
@@ -110,7 +112,8 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, seed):
         x = torch.rand(images, channels, 32, 32) * 2 - 1
         z0 = initial_latents(images, N_SEED, LATENT, torch.Generator().manual_seed(seed + 1))
         pairs = pairs_per_batch or auto_pairs_per_batch(gen, torch.device("cpu"))
-        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs))
+        workers = workers or threads
+        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs, workers=workers))
         rss0 = maxrss_mib()
         search._run_pairs(z0[0, :pairs].clone(), x[:1].expand(pairs, -1, -1, -1))  # warm-up: allocate buffers
         start = time.perf_counter()
@@ -118,7 +121,8 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, seed):
         t_batched = (time.perf_counter() - start) / images
         rss_batched = maxrss_mib()
         n_params = sum(p.numel() for p in gen.parameters())
-        print(f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch")
+        print(f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch, "
+              f"{workers} worker(s)")
         print(f"  batched search  {t_batched:7.3f} s/image  ({images} images)")
         if plain_images > 0:
             start = time.perf_counter()

@@ -130,6 +130,39 @@ def test_paper_settings_match_plain_loop_on_one_image():
     torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
 
 
+@pytest.mark.parametrize("update_params", [True, False])
+@pytest.mark.parametrize("workers,pairs_per_batch", [(2, 1), (2, 5), (3, 2)])
+def test_parallel_workers_equal_plain_loop_and_one_worker(setup, update_params, workers, pairs_per_batch):
+    """Batches searched in worker threads, finishing in any order, land in their own rows: the same
+    losses, latents and progress count as one batch at a time, bit for bit, and as the plain loop."""
+    gen, x, z0 = setup
+    expected, _ = cached_reference(setup, k=3, lr_theta=1e-2, update_params=update_params)
+    kw = dict(n_seed=4, k=3, lr_theta=1e-2, pairs_per_batch=pairs_per_batch, update_params=update_params)
+    one = BatchedSearch(gen, SearchSettings(**kw)).run(x, z0=z0)
+    done = []
+    threads_before = torch.get_num_threads()
+    many = BatchedSearch(gen, SearchSettings(**kw, workers=workers)).run(x, z0=z0, progress=done.append)
+    assert torch.get_num_threads() == threads_before
+    assert sum(done) == 12
+    torch.testing.assert_close(many.loss, one.loss, rtol=0, atol=0)
+    torch.testing.assert_close(many.neg_log_prior, one.neg_log_prior, rtol=0, atol=0)
+    torch.testing.assert_close(many.loss, expected, rtol=1e-10, atol=0)
+
+
+def test_adgan_search_workers_auto_follows_torch_threads_on_cpu():
+    method = ADGAN(ADGANConfig(latent_dim=LATENT, width=4, n_seed=4, pairs_per_batch=8), 1, torch.device("cpu"))
+    threads_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert method.search_settings(64).workers == 2
+        assert method.search_settings(8).workers == 1  # one batch: nothing to share out
+    finally:
+        torch.set_num_threads(threads_before)
+    fixed = ADGAN(ADGANConfig(latent_dim=LATENT, width=4, n_seed=4, search_workers=3,
+                              pairs_per_batch=8), 1, torch.device("cpu"))
+    assert fixed.search_settings(64).workers == 3
+
+
 def test_search_leaves_generator_untouched_and_repeats(setup):
     """Parameters go back to the trained values for every image: nothing drifts between images or runs."""
     gen, x, z0 = setup

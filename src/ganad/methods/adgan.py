@@ -46,7 +46,7 @@ from ..training import batches
 from .base import Method, flag, fraction, is_int, non_negative_int, one_of, positive, positive_int, rule
 
 
-def _auto_orpositive_int(default):
+def auto_or_positive_int(default):
     return rule(default, lambda v: v == "auto" or (is_int(v) and v > 0), "'auto' or a positive integer")
 
 
@@ -74,7 +74,8 @@ class ADGANConfig:
     search_beta1: float = fraction(0.5)
     search_beta2: float = fraction(0.999)
     update_params: bool = flag(True)
-    pairs_per_batch: int | str = _auto_orpositive_int("auto")  # auto: a few on a CPU, many on a GPU
+    pairs_per_batch: int | str = auto_or_positive_int("auto")  # auto: a few on a CPU, many on a GPU
+    search_workers: int | str = auto_or_positive_int("auto")  # auto: torch's thread count on a CPU, 1 on a GPU
     search_seed: int = non_negative_int(0)
     score: str = one_of("reconstruction", ("reconstruction", "critic", "prior"))
     val_images: int = positive_int(16)  # normal validation images searched after every epoch (logged only)
@@ -177,11 +178,15 @@ class ADGAN(Method):
         pairs = cfg.pairs_per_batch
         if pairs == "auto":
             pairs = auto_pairs_per_batch(self.generator, self.device)
+        workers = cfg.search_workers
+        if workers == "auto":
+            workers = torch.get_num_threads() if self.device.type == "cpu" else 1
         if n_pairs is not None:
             pairs = max(1, min(pairs, n_pairs))
+            workers = max(1, min(workers, -(-n_pairs // pairs)))
         return SearchSettings(n_seed=cfg.n_seed, k=cfg.k, lr_z=cfg.lr_z, lr_theta=cfg.lr_theta,
                               betas=(cfg.search_beta1, cfg.search_beta2), pairs_per_batch=pairs,
-                              update_params=cfg.update_params)
+                              update_params=cfg.update_params, workers=workers)
 
     def _search(self, images: ImageSet, progress: bool = False):
         self.generator.eval()
