@@ -82,6 +82,38 @@ def test_train_resumes_from_finished_checkpoints(workspace):
         assert torch.equal(a[key], b[key])
 
 
+def test_a_training_code_change_starts_over_instead_of_resuming(workspace, monkeypatch):
+    """A finished checkpoint is resumed only by the code that wrote it: after a change to the training
+    code, `dvc repro` reruns the stage and the stage must train again."""
+    import ganad.pipeline
+
+    invoke("fetch", "--dataset", "mnist")
+    invoke("split", "--dataset", "mnist", "--protocol", "one_class_normal")
+    invoke("preprocess", "--dataset", "mnist")
+    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    monkeypatch.setattr(ganad.pipeline, "code_version", lambda: "other code")
+    (workspace / "models/mnist/one_class_normal/dcae/class0.pt").unlink()
+    output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    assert "0/2" in output  # trained from the first epoch
+
+
+def test_code_version_follows_the_training_code_only(tmp_path):
+    import shutil
+
+    from ganad.training import code_version
+
+    package = tmp_path / "ganad"
+    shutil.copytree(ROOT / "src" / "ganad", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_version(package)
+    (package / "figures.py").write_text("# reports only\n")
+    assert code_version(package) == before
+    for changed in ("methods/adae.py", "search.py", "nets.py"):
+        (package / changed).write_text((package / changed).read_text() + "\n# changed\n")
+        after = code_version(package)
+        assert after != before, changed
+        before = after
+
+
 def test_bad_params_stop_before_any_work(workspace):
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["model"]["latent_dim"] = -3

@@ -15,7 +15,7 @@ from .device import resolve_device, seed_everything
 from .images import ImageSet, load_meta
 from .methods import get_method
 from .protocols import anomaly_labels, load_split
-from .training import TrainingRun
+from .training import TrainingRun, code_version
 
 
 def train_class(params: Params, dataset: str, protocol: str, method_name: str, cls: int) -> dict:
@@ -26,7 +26,7 @@ def train_class(params: Params, dataset: str, protocol: str, method_name: str, c
     prepared = layout.prepared(dataset)
     train, val = ImageSet.from_dir(prepared, split["train"]), ImageSet.from_dir(prepared, split["val"])
     fingerprint = params.fingerprint(method_name, dataclasses.asdict(config), dataset, protocol, cls, params.seed,
-                                     split["train"].tolist(), split["val"].tolist())
+                                     split["train"].tolist(), split["val"].tolist(), code_version())
 
     seed_everything(params.seed * 1000 + cls)
     method = get_method(method_name)(config, load_meta(prepared)["channels"], device)

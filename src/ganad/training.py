@@ -4,15 +4,31 @@ A `TrainingRun` belongs to one (dataset, protocol, method, class). After each
 epoch the method's full state (weights, optimisers, RNG) is written atomically
 to the checkpoint; a new run with the same fingerprint resumes from it, so an
 interrupted `dvc repro` continues where it stopped. A different fingerprint
-(params changed) starts over.
+(params, data or the training code changed; see `code_version`) starts over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
 import torch
+
+
+# The library code that decides what a training run computes (relative to the package).
+TRAINING_CODE = ("methods", "nets.py", "search.py", "training.py", "images.py")
+
+
+def code_version(package: Path = Path(__file__).resolve().parent) -> str:
+    """A hash of TRAINING_CODE's sources. It goes into every checkpoint's fingerprint, so that after
+    a code change `dvc repro` retrains instead of resuming a finished checkpoint of the old code."""
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        path = package / name
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class TrainingDiverged(RuntimeError):
