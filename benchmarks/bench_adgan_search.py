@@ -83,6 +83,20 @@ def gemm_gflops() -> float:
     return 2 * 1024 ** 3 / best / 1e9
 
 
+def per_pair_gemm_gflops(rows: int, cin: int, cols: int, pairs: int = 8, pool: int = 64) -> float:
+    """GFLOP/s of the search's per-pair forward product (pairs x (rows, cin) @ (cin, cols)), each pair's
+    weights taken in turn from a pool too large for the cache, as the search meets them."""
+    w = torch.randn(pool, cin, cols)
+    x, out = torch.randn(pairs, rows, cin), torch.empty(pairs, rows, cols)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(0, pool, pairs):
+            torch.bmm(x, w[i:i + pairs], out=out)
+        best = min(best, (time.perf_counter() - start) / (pool // pairs))
+    return 2 * pairs * rows * cin * cols / best / 1e9
+
+
 def search_flops(channels: int) -> float:
     """Multiply-adds x 2 of one image's search: per pair k x (forward + input grad + weight grad) + 1 forward."""
     w = WIDTH
@@ -152,6 +166,17 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
           f"{elements * cached / 1e9:.3f} s")
     print(f"  matrix products at {rate:.0f} GFLOP/s (1024^2 GEMM):      {search_flops(1) / rate / 1e9:.3f} s")
     print("  (the search does both, largely one after the other: its floor is about their sum)")
+    # each worker thread runs its products on one thread
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rate1 = gemm_gflops()
+    print(f"per-pair products at the search's shapes, one thread (8 pairs, weights from memory; "
+          f"1024^2 GEMM on one thread: {rate1:.0f} GFLOP/s):")
+    for rows, cin, cols, what in ((16, 4 * WIDTH, 2 * WIDTH * 16, "4x4 -> 8x8 layer"),
+                                  (64, 2 * WIDTH, WIDTH * 16, "8x8 -> 16x16 layer")):
+        gflops = per_pair_gemm_gflops(rows, cin, cols)
+        print(f"  {what}: ({rows} x {cin}) @ ({cin} x {cols}) at {gflops:.0f} GFLOP/s ({gflops / rate1:.0%})")
+    torch.set_num_threads(threads_before)
 
 
 if __name__ == "__main__":

@@ -45,18 +45,14 @@ per batch. Weights are stored per pair in whichever layout the products want
 (Adam does not care); nothing is ever written back to the generator.
 
 On a CPU, `workers` batches run at once, each in its own thread on one core: the small
-per-pair products and Adam blocks gain little from splitting one batch over two threads
-(1.42 s per image on one thread, 1.40-1.62 on two), while two batches side by side take
-0.78-0.83 s.
+per-pair products and Adam blocks gain little from splitting one batch over two threads,
+while two batches side by side take about 0.6 of the one-batch time.
 
-Measured with benchmarks/bench_adgan_search.py at the paper's settings on 2 cores (8
-pairs per batch, 2 workers): 0.80 s per image for 1 and 3 channels, against 4.26 and
-3.70 s for the plain loop (deep copy + torch.optim.Adam per pair, 2 threads) in the same
-run, 5.3x and 4.6x; scores equal to 2e-7 relative. The floors measured in the same run
-are 0.38 s for streaming every pair's Adam state (13 GB per image) and 0.20 s for the
-matrix products at the machine's GEMM rate, 0.58 s together; what is left is mostly the
-per-pair products being small (16 or 64 rows, one per input pixel) with their weights
-coming from memory.
+What limits it (benchmarks/bench_adgan_search.py prints all of this at the paper's
+settings): the per-pair products are small, 16 or 64 rows (one per input pixel) against
+a private weight matrix, and the CPU BLAS runs the 16-row one at under half its large-GEMM
+rate; with the Adam traffic they make up the time. The README gives the measured times
+and ratios.
 
 Only the layers `nets.decoder` builds are supported (ConvTranspose2d without bias,
 BatchNorm2d, ReLU, Tanh, in an nn.Sequential that starts from the 1x1 latent); other
