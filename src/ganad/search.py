@@ -72,6 +72,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganad import kernels
+
 
 @dataclass(frozen=True)
 class SearchSettings:
@@ -247,7 +249,8 @@ class BatchedSearch:
     how the work is cut, never the result.
     """
 
-    def __init__(self, generator: nn.Module, settings: SearchSettings, block_elements: int | None = None):
+    def __init__(self, generator: nn.Module, settings: SearchSettings, block_elements: int | None = None,
+                 fused: bool | None = None):
         self.settings = settings
         self.layers, self.trained = _parse(generator)
         self.latent = self.layers[0].cin
@@ -255,6 +258,9 @@ class BatchedSearch:
         self.dtype = self.trained[0].dtype
         self.block_elements = block_elements if block_elements is not None else (
             CPU_BLOCK_ELEMENTS if self.device.type == "cpu" else None)
+        self.fused = self.device.type == "cpu" if fused is None else fused
+        if self.fused and self.device.type != "cpu":
+            raise ValueError("the fused search kernels run on the CPU only; use fused=False on a GPU")
         self._param_index, i = [], 0
         for layer in self.layers:
             self._param_index.append(i)
@@ -269,17 +275,22 @@ class BatchedSearch:
         if capacity <= self._capacity:
             return
         self._plans = {}
-        self.p = self.m = self.v = self.g_small = self.scratch = None  # free the old ones first
+        self.p = self.m = self.v = self.g_small = self.scratch = self.z_hist = self.d_hist = None  # free first
         kw = dict(dtype=self.dtype, device=self.device)
         self.p = [torch.empty((capacity, *t.shape), **kw) for t in self.trained]
-        self.m = [torch.empty_like(b) for b in self.p]
-        self.v = [torch.empty_like(b) for b in self.p]
+        # fused: the first layer's moments are replayed from the history of z and of its output gradient
+        self.m = [torch.empty_like(b) if i or not self.fused else None for i, b in enumerate(self.p)]
+        self.v = [torch.empty_like(b) if i or not self.fused else None for i, b in enumerate(self.p)]
+        if self.fused:
+            self.z_hist = torch.empty(capacity, self.latent, self.settings.k, **kw)
+            self.d_hist = torch.empty(capacity, self.settings.k, self.trained[0][0].numel(), **kw)
         self.steps = [torch.zeros((), dtype=torch.float32, device=self.device) for _ in self.trained]
         # BatchNorm parameter gradients whole; convolution weight gradients one block at a time
         self.g_small = {i: torch.empty((capacity, *t.shape), **kw) for i, t in enumerate(self.trained) if t.dim() == 1}
         counts = range(1, capacity + 1) if self.block_elements is not None else [capacity]
+        blocked = [t for i, t in enumerate(self.trained) if t.dim() > 1 and (i or not self.fused)]
         largest = max((q.stop - q.start) * (r.stop - r.start) * t[0].numel() for n in counts
-                      for t in self.trained if t.dim() > 1 for q, r in self._slices(n, t.shape[0], t[0].numel()))
+                      for t in blocked for q, r in self._slices(n, t.shape[0], t[0].numel()))
         self.scratch = torch.empty(largest, **kw)
         # z, its gradient and Adam moments, and the first layer's product (two: this step's, the next)
         self.z, self.dz, self.zm, self.zv = (torch.empty(capacity, self.latent, **kw) for _ in range(4))
@@ -309,7 +320,8 @@ class BatchedSearch:
                 single = rs != slice(0, rows)  # a row block of one pair
                 views = [b[ps, rs].view(shape) for b in (self.p[i], self.m[i], self.v[i])]
                 # gradient space: the shared scratch for weights; BatchNorm's are in g_small
-                views.insert(1, self.scratch[:views[0].numel()].view(shape) if self.trained[i].dim() > 1 else None)
+                views.insert(1, self.scratch[:views[0].numel()].view(shape) if self.trained[i].dim() > 1
+                             else self.g_small[i][ps].view(shape))
                 extra = {}
                 if i == 0:
                     extra = {"z": self.z[ps, rs], "dz": self.dz[ps, rs], "zm": self.zm[ps, rs],
@@ -404,11 +416,18 @@ class BatchedSearch:
 
     # --- backward with the Adam steps ------------------------------------------------------------
 
-    def _adam_block(self, block: _Block, i: int) -> None:
+    def _update(self, block: _Block, i: int, step: int) -> None:
+        """Adam step `step` (1-based) on one block of parameter tensor i, whose gradient is in block.g."""
         s = self.settings
+        if self.fused:
+            kernels.adam_(block.p, block.g, block.m, block.v, block.trained, kernels.mode(step, s.k),
+                          s.lr_theta, s.betas, s.eps, step)
+            return
+        if step == 1:
+            self._start(block)
         _adam_([block.p], [block.g], [block.m], [block.v], [self.steps[i]], s.lr_theta, s.betas, s.eps)
 
-    def _backward_update(self, acts, diff, next_y: int, first_step: bool) -> None:
+    def _backward_update(self, acts, diff, next_y: int, step: int) -> None:
         """Backpropagate the per-pair losses and take every pair's Adam steps, layer by layer.
 
         Each layer's input gradient is computed from its weights before they change.
@@ -425,46 +444,50 @@ class BatchedSearch:
                 d = d * (1 - out * out) if layer.kind == "tanh" else d * (out > 0)
             elif isinstance(layer, _BatchNorm):
                 gamma, beta = self._plan(pi, n)[0], self._plan(pi + 1, n)[0]  # tiny: always one block
-                if first_step:
-                    self._start(gamma)
-                    self._start(beta)
-                g_gamma, g_beta = self.g_small[pi][:n], self.g_small[pi + 1][:n]
-                torch.sum(d * acts[li], dim=(1, 2), out=g_gamma)
-                torch.sum(d, dim=(1, 2), out=g_beta)
-                d = d * (gamma.p.view(n, 1, 1, -1) * layer.inv_std)  # gamma before its step
-                _adam_([gamma.p, beta.p], [g_gamma.view(gamma.p.shape), g_beta.view(beta.p.shape)],
-                       [gamma.m, beta.m], [gamma.v, beta.v], [self.steps[pi], self.steps[pi + 1]],
-                       s.lr_theta, s.betas, s.eps)
+                torch.sum(d * acts[li], dim=(1, 2), out=gamma.g.view(n, -1))
+                torch.sum(d, dim=(1, 2), out=beta.g.view(n, -1))
+                # gamma before its step: the trained values at the first step
+                d = d * ((gamma.p if step > 1 else gamma.trained).view(-1, 1, 1, layer.inv_std.shape[0])
+                         * layer.inv_std)
+                self._update(gamma, pi, step)
+                self._update(beta, pi + 1, step)
             else:
-                d = self._convt_backward_update(layer, pi, acts[li], d, first_step)
-        self._first_backward_update(d.reshape(n, -1), next_y, first_step)
+                d = self._convt_backward_update(layer, pi, acts[li], d, step)
+        self._first_backward_update(d.reshape(n, -1), next_y, step)
 
     def _convt_backward_update(self, layer: _ConvT, pi: int, h: torch.Tensor, d_out: torch.Tensor,
-                               first_step: bool) -> torch.Tensor:
+                               step: int) -> torch.Tensor:
         n, size = h.shape[0], h.shape[1]
         pixels = size * size
         d_cols = self._im2col(layer, d_out, size)  # (n, pixels, cols)
         rows = h.reshape(n, pixels, layer.cin)
         d_h = torch.empty(n, layer.cin, pixels, dtype=h.dtype, device=h.device)  # transposed: rows of W
         for block in self._plan(pi, n):
-            if first_step:
-                self._start(block)
             q, rs, ps = block.pair, block.rows, block.pairs
+            w = block.p if step > 1 else block.trained  # the weights before this step
             if q is not None:
-                torch.mm(block.p, d_cols[q].t(), out=d_h[q, rs])
+                torch.mm(w, d_cols[q].t(), out=d_h[q, rs])
                 torch.mm(rows[q, :, rs].t(), d_cols[q], out=block.g)
             else:
-                torch.bmm(block.p, d_cols[ps].transpose(1, 2), out=d_h[ps])
+                torch.matmul(w, d_cols[ps].transpose(1, 2), out=d_h[ps])
                 torch.bmm(rows[ps].transpose(1, 2), d_cols[ps], out=block.g)
-            self._adam_block(block, pi)
+            self._update(block, pi, step)
         return d_h.transpose(1, 2).view(n, size, size, layer.cin)
 
-    def _first_backward_update(self, d: torch.Tensor, next_y: int, first_step: bool) -> None:
+    def _first_backward_update(self, d: torch.Tensor, next_y: int, step: int) -> None:
         """First layer: dz = W d and dW = z (outer) d; Adam on W and z block by block; y_next = z_new @ W_new."""
         s = self.settings
         n = d.shape[0]
+        if self.fused:  # one kernel per pair; the moments of W are replayed from z and d (see kernels)
+            self.d_hist[:n, step - 1].copy_(d)
+            y, trained, mode = self.y[next_y], self.trained[0].view(self.latent, -1), kernels.mode(step, s.k)
+            for q in range(n):
+                kernels.first_layer_(self.p[0][q].view(self.latent, -1), trained, self.z_hist[q], self.d_hist[q],
+                                     step, self.z[q], self.zm[q], self.zv[q], y[q], False, mode, s.lr_theta, s.lr_z,
+                                     s.betas, s.eps)
+            return
         for block in self._plan(0, n, next_y):
-            if first_step:
+            if step == 1:
                 self._start(block)
             e, q = block.extra, block.pair
             if q is not None:
@@ -474,7 +497,7 @@ class BatchedSearch:
                 dp = d[block.pairs]
                 torch.bmm(dp.unsqueeze(1), block.p.transpose(1, 2), out=e["dz"].unsqueeze(1))  # (W d)^T: fast on a CPU
                 torch.mul(e["z"].unsqueeze(2), dp.unsqueeze(1), out=block.g)
-            self._adam_block(block, 0)
+            _adam_([block.p], [block.g], [block.m], [block.v], [self.steps[0]], s.lr_theta, s.betas, s.eps)
             _adam_([e["z"]], [e["dz"]], [e["zm"]], [e["zv"]], [self.z_step], s.lr_z, s.betas, s.eps)
             if q is not None:
                 if block.rows.start == 0:
@@ -534,7 +557,7 @@ class BatchedSearch:
             # the first step runs on the shared trained weights; the first layer's product for the
             # next step is made by its update (into the other y buffer)
             _, acts, diff = self._forward(y1, x_cl, self.p if t > 0 else None)
-            self._backward_update(acts, diff, 1 - cur, first_step=t == 0)
+            self._backward_update(acts, diff, 1 - cur, step=t + 1)
             cur = 1 - cur
             y1 = self.y[cur][:n]
         final, _, _ = self._forward(y1, x_cl, self.p)
