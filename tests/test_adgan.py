@@ -85,17 +85,18 @@ def cached_reference(setup, **kw):
     return _reference_cache[key]
 
 
+@pytest.mark.parametrize("fused", [True, False])  # the CPU kernels, and the torch code a GPU runs
 @pytest.mark.parametrize("update_params", [True, False])
 @pytest.mark.parametrize("pairs_per_batch,block_elements", [(4, None), (5, None), (12, None), (1, None),
                                                             (5, 200), (12, 3000)])
-def test_batched_search_equals_plain_loop(setup, update_params, pairs_per_batch, block_elements):
+def test_batched_search_equals_plain_loop(setup, update_params, pairs_per_batch, block_elements, fused):
     """12 pairs (3 images x 4 seeds), batches dividing 12 or not, whole tensors or row blocks per pair."""
     gen, x, z0 = setup
     lr_theta = 1e-2  # larger than the paper's 5e-5 so that parameter updates move the losses visibly
     expected, z_final = cached_reference(setup, k=3, lr_theta=lr_theta, update_params=update_params)
     settings = SearchSettings(n_seed=4, k=3, lr_theta=lr_theta, pairs_per_batch=pairs_per_batch,
                               update_params=update_params)
-    result = BatchedSearch(gen, settings, block_elements=block_elements).run(x, z0=z0)
+    result = BatchedSearch(gen, settings, block_elements=block_elements, fused=fused).run(x, z0=z0)
     torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
     torch.testing.assert_close(result.scores(), expected.mean(1), rtol=1e-10, atol=0)
     neg_log_prior = 0.5 * z_final.pow(2).sum(-1) + 0.5 * LATENT * np.log(2 * np.pi)
@@ -120,14 +121,17 @@ def test_plain_loop_comparison_is_sensitive(setup):
     assert ((first - eval_first).abs() / eval_first).max() > 1e-3
 
 
-def test_paper_settings_match_plain_loop_on_one_image():
-    """The paper's step sizes (lr_theta 5e-5), k 5, a batch that splits an image's seeds."""
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_paper_settings_match_plain_loop_on_one_image(k):
+    """The paper's step sizes (lr_theta 5e-5), k 5 (and a single step, where the first step is also
+    the last), a batch that splits an image's seeds."""
     gen = trained_like_generator(channels=1, width=8, seed=3)
     x = images_near(gen, 2, seed=4)
     z0 = initial_latents(2, 3, LATENT, torch.Generator().manual_seed(5), dtype=torch.float64)
-    expected, _ = reference_search(gen, x, z0, k=5)
-    result = BatchedSearch(gen, SearchSettings(n_seed=3, k=5, pairs_per_batch=4)).run(x, z0=z0)
-    torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
+    expected, _ = reference_search(gen, x, z0, k=k)
+    for fused in (True, False):
+        result = BatchedSearch(gen, SearchSettings(n_seed=3, k=k, pairs_per_batch=4), fused=fused).run(x, z0=z0)
+        torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("update_params", [True, False])

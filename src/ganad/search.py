@@ -420,8 +420,8 @@ class BatchedSearch:
         """Adam step `step` (1-based) on one block of parameter tensor i, whose gradient is in block.g."""
         s = self.settings
         if self.fused:
-            kernels.adam_(block.p, block.g, block.m, block.v, block.trained, kernels.mode(step, s.k),
-                          s.lr_theta, s.betas, s.eps, step)
+            kernels.adam_(block.p, block.g, block.m, block.v, block.trained, s.lr_theta, s.betas, s.eps, step,
+                          last=step == s.k)
             return
         if step == 1:
             self._start(block)
@@ -480,11 +480,11 @@ class BatchedSearch:
         n = d.shape[0]
         if self.fused:  # one kernel per pair; the moments of W are replayed from z and d (see kernels)
             self.d_hist[:n, step - 1].copy_(d)
-            y, trained, mode = self.y[next_y], self.trained[0].view(self.latent, -1), kernels.mode(step, s.k)
+            y, trained = self.y[next_y], self.trained[0].view(self.latent, -1)
             for q in range(n):
                 kernels.first_layer_(self.p[0][q].view(self.latent, -1), trained, self.z_hist[q], self.d_hist[q],
-                                     step, self.z[q], self.zm[q], self.zv[q], y[q], False, mode, s.lr_theta, s.lr_z,
-                                     s.betas, s.eps)
+                                     self.z[q], self.zm[q], self.zv[q], y[q], s.lr_theta, s.lr_z, s.betas, s.eps,
+                                     step, last=step == s.k)
             return
         for block in self._plan(0, n, next_y):
             if step == 1:
