@@ -5,12 +5,13 @@ At the paper's settings (n_seed 64, k 5, latent 256, DCGAN width 64, 32x32 image
 with an untrained generator (timing does not depend on training). Printed per
 channel count: seconds per image for each, their ratio, peak memory, and the largest
 relative difference between their scores; then the floors this machine allows,
-measured here: the Adam update streaming every pair's weights and moments from
-memory, the same update with everything in cache, and the matrix products at this
-machine's GEMM rate.
+measured here: the search's state traffic at this machine's memory bandwidth, the Adam
+arithmetic with everything in cache, and the matrix products at this machine's GEMM
+rate; and the BLAS rate at the search's own product shapes.
 
     .venv/bin/python benchmarks/bench_adgan_search.py            # 2 images, 1 thread
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_adgan_search.py --threads 2 --plain-images 0
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_adgan_search.py --threads 2 --images 4 --plain-images 2
+    ... --no-fused   # the torch-only implementation (what a GPU runs) on the CPU, for comparison
 
 On a CPU shared with other busy processes, run with OMP_WAIT_POLICY=PASSIVE when using more than
 one thread: OpenMP's default spinning made both searches several times slower there.
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import copy
 import resource
+import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import click
 import torch
 
-from ganad import nets
+from ganad import kernels, nets
 from ganad.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
 
 LATENT, WIDTH, N_SEED, K = 256, 64, 64, 5
@@ -56,20 +59,57 @@ def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def adam_ns_per_element(state_mib: int) -> float:
-    """Fused Adam (read p, g, m, v; write p, m, v) over a working set of `state_mib`, in ns per element."""
+def adam_ns_per_element(state_mib: int, threads: int) -> float:
+    """The search's Adam kernel (read p, g, m, v; write p, m, v) over a working set of `state_mib` per
+    thread, `threads` threads side by side as the search's workers run, in ns per element overall."""
     n = state_mib * (1 << 20) // 16
-    p, g, m, v = (torch.rand(n) for _ in range(4))
-    step = [torch.ones(())]
+    tensors = [[torch.rand(1, n) for _ in range(4)] for _ in range(threads)]
+    start_values = torch.rand(n)
     repeats = max(1, (256 << 20) // (16 * n))
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
+
+    def run(p, g, m, v):
         for _ in range(repeats):
-            torch._fused_adam_([p], [g], [m], [v], [], step, lr=1e-5, beta1=0.5, beta2=0.999, weight_decay=0.0,
-                               eps=1e-8, amsgrad=False, maximize=False)
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best / n * 1e9
+            kernels.adam_(p, g, m, v, start_values, 1e-5, (0.5, 0.999), 1e-8, 2, last=False)
+
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(3):
+            start = time.perf_counter()
+            list(pool.map(lambda t: run(*t), tensors))
+            best = min(best, (time.perf_counter() - start) / repeats)
+    return best / (n * threads) * 1e9
+
+
+def copy_gb_per_s(threads: int, mib: int = 512) -> float:
+    """Memory bandwidth as the search sees it: bytes read + written per second by `threads` threads
+    each copying its own `mib` MiB, far beyond the caches."""
+    n = mib * (1 << 20) // 4
+    pairs = [(torch.empty(n), torch.rand(n)) for _ in range(threads)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    best = float("inf")
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in range(3):
+                start = time.perf_counter()
+                list(pool.map(lambda ab: ab[0].copy_(ab[1]), pairs))
+                best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n * 4 * threads / best / 1e9
+
+
+def state_traffic_bytes(first_layer: int, rest: int) -> float:
+    """Bytes of per-pair state one image's fused search moves between memory and the cores, in float32.
+
+    First-layer weights (no stored moments): written at step 1 (from the shared trained values),
+    read and written at each middle step, read at the last. Every other weight: p, m, v written
+    at step 1, read and written in the middle, read with p written at the last, and the weights
+    read once more by each forward product after step 1 (k of them, the final evaluation included).
+    """
+    first = 4 + 8 * (K - 2) + 4
+    other = 12 + 24 * (K - 2) + 16 + 4 * K
+    return N_SEED * (first * first_layer + other * rest)
 
 
 def gemm_gflops() -> float:
@@ -112,8 +152,10 @@ def search_flops(channels: int) -> float:
 @click.option("--pairs-per-batch", default=None, type=int, help="default: auto_pairs_per_batch")
 @click.option("--workers", default=None, type=int,
               help="batches searched at once, one thread each (default: --threads, as ADGAN's auto does)")
+@click.option("--repeats", default=3, show_default=True, help="timed runs of the batched search (median shown)")
+@click.option("--fused/--no-fused", default=True, show_default=True, help="the CPU kernels, or torch operations only")
 @click.option("--seed", default=0, show_default=True)
-def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers, seed):
+def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers, repeats, fused, seed):
     torch.set_num_threads(threads)
     plain_images = images if plain_images is None else plain_images
     print(f"torch {torch.__version__}, {threads} thread(s); n_seed {N_SEED}, k {K}, latent {LATENT}, "
@@ -127,17 +169,22 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
         z0 = initial_latents(images, N_SEED, LATENT, torch.Generator().manual_seed(seed + 1))
         pairs = pairs_per_batch or auto_pairs_per_batch(gen, torch.device("cpu"))
         workers = workers or threads
-        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs, workers=workers))
+        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs, workers=workers),
+                               fused=fused)
         rss0 = maxrss_mib()
-        search._run_pairs(z0[0, :pairs].clone(), x[:1].expand(pairs, -1, -1, -1))  # warm-up: allocate buffers
-        start = time.perf_counter()
-        batched = search.run(x, z0=z0)
-        t_batched = (time.perf_counter() - start) / images
+        search.run(x[:1], z0=z0[:1])  # warm-up: allocate buffers, compile the kernels
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            batched = search.run(x, z0=z0)
+            times.append((time.perf_counter() - start) / images)
+        t_batched = statistics.median(times)
         rss_batched = maxrss_mib()
         n_params = sum(p.numel() for p in gen.parameters())
         print(f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch, "
-              f"{workers} worker(s)")
-        print(f"  batched search  {t_batched:7.3f} s/image  ({images} images)")
+              f"{workers} worker(s), {'numba kernels' if fused else 'torch operations only'}")
+        print(f"  batched search  {t_batched:7.3f} s/image  ({images} images; median of {repeats} runs, "
+              f"{min(times):.3f} to {max(times):.3f})")
         if plain_images > 0:
             start = time.perf_counter()
             plain = plain_loop(gen, x[:plain_images], z0[:plain_images])
@@ -147,25 +194,29 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
             print(f"  plain loop      {t_plain:7.3f} s/image  ({plain_images} images)")
             print(f"  speed-up        {t_plain / t_batched:7.2f} x")
         print(f"  peak RSS        {rss_batched:7.0f} MiB after the batched search (+{rss_batched - rss0:.0f} MiB in it; "
-              f"per-pair state {4 * n_params * 4 / 2**20:.1f} MiB: params, 2 moments, gradient)"
+              f"per-pair state {search.per_pair_bytes() / 2**20:.1f} MiB, against "
+              f"{4 * n_params * 4 / 2**20:.1f} MiB for weights, gradient and 2 moments stored whole)"
               + (f", {maxrss_mib():.0f} MiB after the plain loop" if plain_images > 0 else ""))
         if plain_images > 0:
             print(f"  max relative difference: per-pair losses {rel_pair:.2e}, scores {rel_score:.2e}")
         elements = N_SEED * K * n_params
         print(f"  work per image: {search_flops(channels) / 1e9:.1f} GFLOP, {elements / 1e6:.0f} M Adam element "
-              f"updates ({elements * 24 / 1e9:.1f} GB if p, m, v are read and written once per step)")
+              f"updates")
 
-    print("\nfloors on this machine, per image at these settings (3 channels has ~the same):")
+    workers = workers or threads
+    print(f"\nfloors on this machine, per image at these settings ({workers} worker(s); 3 channels has ~the same):")
+    first_layer = nets.decoder(1, LATENT, WIDTH)[0].weight.numel()
     n_params = sum(p.numel() for p in nets.decoder(1, LATENT, WIDTH).parameters())
     elements = N_SEED * K * n_params
-    streaming, cached = adam_ns_per_element(256), adam_ns_per_element(4)
-    rate = gemm_gflops()
-    print(f"  Adam streaming from memory (256 MiB working set): {streaming:.2f} ns/element -> "
-          f"{elements * streaming / 1e9:.3f} s")
-    print(f"  Adam in cache (4 MiB working set):                {cached:.2f} ns/element -> "
-          f"{elements * cached / 1e9:.3f} s")
-    print(f"  matrix products at {rate:.0f} GFLOP/s (1024^2 GEMM):      {search_flops(1) / rate / 1e9:.3f} s")
-    print("  (the search does both, largely one after the other: its floor is about their sum)")
+    traffic, bandwidth = state_traffic_bytes(first_layer, n_params - first_layer), copy_gb_per_s(workers)
+    cached, rate = adam_ns_per_element(4, workers), gemm_gflops()
+    memory_floor, adam_floor, gemm_floor = traffic / bandwidth / 1e9, elements * cached / 1e9, search_flops(1) / rate / 1e9
+    print(f"  state traffic {traffic / 1e9:.1f} GB at {bandwidth:.0f} GB/s (copy, {workers} thread(s)):  "
+          f"{memory_floor:.3f} s")
+    print(f"  Adam arithmetic in cache, {cached:.2f} ns/element:             {adam_floor:.3f} s")
+    print(f"  matrix products at {rate:.0f} GFLOP/s (1024^2 GEMM):          {gemm_floor:.3f} s")
+    print(f"  (memory traffic overlaps the arithmetic; Adam and the products run one after the other: "
+          f"floor about {max(memory_floor, adam_floor + gemm_floor):.3f} s)")
     # each worker thread runs its products on one thread
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)

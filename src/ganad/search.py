@@ -17,42 +17,47 @@ between images, and the trained generator is never written to. BatchNorm uses it
 running statistics (eval mode); its scale and shift are parameters and are searched.
 
 Why the search is written out by hand: every pair owns 1.7 M weights with their
-gradient and two Adam moments (~27 MB in float32 at width 64), so on a CPU the search
-is bound by memory traffic as much as by arithmetic (~37 GFLOP per image at the
-paper's settings). Stacking all 64 seeds into one grouped call (vmap, grouped
-convolutions) streams all that state from DRAM several times per step and was
-measured slower than the plain loop. Here:
+gradient and two Adam moments (~27 MB in float32 at width 64, if stored as an optimiser
+stores them), so on a CPU the search is bound by memory traffic as much as by arithmetic
+(~37 GFLOP per image at the paper's settings). Stacking all 64 seeds into one grouped
+call (vmap, grouped convolutions) streams all that state from DRAM several times per step
+and was measured slower than the plain loop. Here:
 
 - a few pairs run at once (`pairs_per_batch`); the generator's forward and backward
   passes are batched matrix products (a transposed convolution is a product with the
   weight matrix followed by col2im; its adjoint is im2col followed by a product);
   activations are kept channels-last and col2im / im2col are one `index_add_` /
   `index_select` each, which is much faster than `F.fold` / `F.unfold` on a CPU;
-- weight gradients are written into a preallocated block and each block takes its
-  fused in-place Adam step (`torch._fused_adam_`, torch.optim.Adam's own update) right
-  away, while the block's weights, gradient and moments are still in cache; on a CPU
-  the work goes in blocks of about 2 MiB per tensor (row blocks of one pair's big
-  weights, or the whole small tensors of several pairs);
-- in the first layer (a matrix product with z) a block of weight rows meets the same
-  rows of z: Adam is elementwise, so that block updates W and z and adds its share of
-  the next step's product z_new @ W_new before leaving the cache;
 - the first step runs on the shared trained weights (one product for all pairs of the
-  batch), and the trained values are copied into a pair's block only when the block
-  is first updated; with `update_params=False` every step uses the shared weights.
+  batch), and a pair's copy of a tensor is first written by its first update;
+- weight gradients are written into a preallocated block and each block takes its Adam
+  step right away, while the block's weights, gradient and moments are still in cache;
+  on a CPU the work goes in blocks of about 2 MiB per tensor (row blocks of one pair's
+  big weights, or the whole small tensors of several pairs);
+- on a CPU (`fused`, the default there) the Adam steps are the numba kernels of
+  `ganad.kernels`: the first step reads neither old weights nor moments, the last writes
+  no moments, and the first layer (a product with z, 60 % of the weights) keeps no
+  moments and no gradient at all: its gradients are outer products z (outer) d, so the
+  kernel replays both moments from the few z and d vectors of the steps so far, and
+  computes dz, the Adam steps of W and z and the next step's product z_new @ W_new in one
+  pass over W. A pair's state drops to ~12 MB and the first layer's traffic to a read
+  and a write of W per step. With `fused=False` (a GPU, and the tests' cross-check on a
+  CPU) everything is torch operations: `torch._fused_adam_` (torch.optim.Adam's own
+  update) on stacked per-pair tensors, whole tensors at once on a GPU with many more
+  pairs per batch.
 
-On a GPU the same code runs whole tensors at once (no blocks) with many more pairs
-per batch. Weights are stored per pair in whichever layout the products want
-(Adam does not care); nothing is ever written back to the generator.
+Weights are stored per pair in whichever layout the products want (Adam does not care);
+nothing is ever written back to the generator.
 
 On a CPU, `workers` batches run at once, each in its own thread on one core: the small
 per-pair products and Adam blocks gain little from splitting one batch over two threads,
-while two batches side by side take about 0.6 of the one-batch time.
+while two batches side by side take about half the one-batch time.
 
 What limits it (benchmarks/bench_adgan_search.py prints all of this at the paper's
 settings): the per-pair products are small, 16 or 64 rows (one per input pixel) against
 a private weight matrix, and the CPU BLAS runs the 16-row one at under half its large-GEMM
-rate; with the Adam traffic they make up the time. The README gives the measured times
-and ratios.
+rate; with the Adam arithmetic (a square root and a division per weight and step) they
+make up the time. The README gives the measured times and ratios.
 
 Only the layers `nets.decoder` builds are supported (ConvTranspose2d without bias,
 BatchNorm2d, ReLU, Tanh, in an nn.Sequential that starts from the 1x1 latent); other
@@ -267,6 +272,15 @@ class BatchedSearch:
             i += 1 if isinstance(layer, _ConvT) else 2 if isinstance(layer, _BatchNorm) else 0
         self._capacity = 0
         self._plans: dict = {}
+
+    def per_pair_bytes(self) -> int:
+        """Bytes of private state per pair once allocated: weights, moments, and the fused first layer's
+        z and d history (gradients live in one shared block)."""
+        if not self._capacity:
+            raise RuntimeError("nothing allocated yet: run a search first")
+        state = [t for t in (*self.p, *self.m, *self.v, self.z_hist, self.d_hist)
+                 if t is not None]
+        return sum(t.numel() * t.element_size() for t in state) // self._capacity
 
     # --- buffers and blocks ----------------------------------------------------------------------
 
