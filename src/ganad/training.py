@@ -17,7 +17,7 @@ import torch
 
 
 # The library code that decides what a training run computes (relative to the package).
-TRAINING_CODE = ("methods", "nets.py", "search.py", "training.py", "images.py")
+TRAINING_CODE = ("methods", "nets.py", "search.py", "kernels.py", "training.py", "images.py")
 
 
 def code_version(package: Path = Path(__file__).resolve().parent) -> str:
