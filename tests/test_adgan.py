@@ -153,6 +153,21 @@ def test_parallel_workers_equal_plain_loop_and_one_worker(setup, update_params, 
     torch.testing.assert_close(many.loss, expected, rtol=1e-10, atol=0)
 
 
+def test_fused_search_keeps_no_first_layer_moments(setup):
+    """The kernels replay the first layer's moments from k latent and gradient vectors per pair instead
+    of storing two copies of its weights: that is the whole difference in per-pair state."""
+    gen, x, z0 = setup
+    settings = SearchSettings(n_seed=4, k=3, pairs_per_batch=4)
+    sizes = {}
+    for fused in (True, False):
+        search = BatchedSearch(gen, settings, fused=fused)
+        search.run(x[:1], z0=z0[:1])
+        sizes[fused] = search.per_pair_bytes()
+    first = gen[0].weight
+    history = settings.k * (first.shape[0] + first[0].numel()) * first.element_size()
+    assert sizes[False] - sizes[True] == 2 * first.numel() * first.element_size() - history > 0
+
+
 def test_adgan_search_workers_auto_follows_torch_threads_on_cpu():
     method = ADGAN(ADGANConfig(latent_dim=LATENT, width=4, n_seed=4, pairs_per_batch=8), 1, torch.device("cpu"))
     threads_before = torch.get_num_threads()
