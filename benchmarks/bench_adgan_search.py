@@ -210,7 +210,8 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
     elements = N_SEED * K * n_params
     traffic, bandwidth = state_traffic_bytes(first_layer, n_params - first_layer), copy_gb_per_s(workers)
     cached, rate = adam_ns_per_element(4, workers), gemm_gflops()
-    memory_floor, adam_floor, gemm_floor = traffic / bandwidth / 1e9, elements * cached / 1e9, search_flops(1) / rate / 1e9
+    memory_floor, adam_floor = traffic / bandwidth / 1e9, elements * cached / 1e9
+    gemm_floor = search_flops(1) / rate / 1e9
     print(f"  state traffic {traffic / 1e9:.1f} GB at {bandwidth:.0f} GB/s (copy, {workers} thread(s)):  "
           f"{memory_floor:.3f} s")
     print(f"  Adam arithmetic in cache, {cached:.2f} ns/element:             {adam_floor:.3f} s")
