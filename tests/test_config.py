@@ -125,7 +125,8 @@ def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, v
 # any of them must make `dvc repro` rerun the stage.
 STAGE_CODE = {
     "train": {"src/ganad/methods", "src/ganad/nets.py", "src/ganad/search.py", "src/ganad/kernels.py",
-              "src/ganad/training.py", "src/ganad/pipeline.py", "src/ganad/images.py", "src/ganad/protocols.py", "src/ganad/device.py"},
+              "src/ganad/training.py", "src/ganad/pipeline.py", "src/ganad/images.py", "src/ganad/protocols.py",
+              "src/ganad/device.py"},
     "score": {"src/ganad/methods", "src/ganad/nets.py", "src/ganad/search.py", "src/ganad/kernels.py",
               "src/ganad/pipeline.py", "src/ganad/images.py", "src/ganad/protocols.py", "src/ganad/device.py"},
 }
