@@ -341,3 +341,13 @@ def test_gpu_search_equals_cpu(setup):
     cpu = BatchedSearch(gen, settings).run(x, z0=z0).loss
     gpu = BatchedSearch(copy.deepcopy(gen).cuda(), settings).run(x, z0=z0).loss
     torch.testing.assert_close(gpu, cpu, rtol=1e-9, atol=0)
+
+
+def test_fused_kernels_refused_off_the_cpu_and_state_before_allocation(setup):
+    gen, _, _ = setup
+    on_meta = copy.deepcopy(gen).to("meta")  # a non-CPU device, with no GPU needed
+    with pytest.raises(ValueError, match="CPU only; use fused=False"):
+        BatchedSearch(on_meta, SearchSettings(n_seed=4, k=3), fused=True)
+    assert not BatchedSearch(on_meta, SearchSettings(n_seed=4, k=3)).fused  # the default off the CPU
+    with pytest.raises(RuntimeError, match="nothing allocated yet"):
+        BatchedSearch(gen, SearchSettings(n_seed=4, k=3)).per_pair_bytes()
