@@ -7,7 +7,7 @@ import click
 from ganad import layout
 from ganad.config import load_params
 from ganad.metrics import class_metrics
-from ganad.pipeline import read_scores
+from ganad.scoretable import read_scores
 
 
 @click.command()

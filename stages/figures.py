@@ -4,7 +4,7 @@ import click
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.reporting import write_figures
+from ganad.figures import write_figures
 
 
 @click.command()
@@ -13,7 +13,7 @@ from ganad.reporting import write_figures
 def main(dataset: str, protocol: str) -> None:
     """Write ROC curves (mean per method, per class), a score histogram, reconstructions and ranked images."""
     params = load_params()
-    for path in write_figures(params, dataset, protocol, layout.REPORTS / "figures" / f"{dataset}_{protocol}"):
+    for path in write_figures(params, dataset, protocol, layout.figures(dataset, protocol)):
         click.echo(f"wrote {path}")
 
 

@@ -1,12 +1,11 @@
 """report: the papers' tables rebuilt from our metrics, per dataset and protocol."""
 
-import json
-
 import click
 
 from ganad import layout
 from ganad.config import load_params
 from ganad.reporting import write_tables
+from ganad.scoretable import read_selected
 
 
 @click.command()
@@ -16,12 +15,9 @@ def main() -> None:
     params = load_params()
     for dataset in params.datasets:
         for protocol in params.protocols:
-            selections = {}
-            for method in params.all_methods():
-                path = layout.scores(dataset, protocol, method).with_suffix(".selected.json")
-                selections[method] = json.loads(path.read_text()) if path.is_file() else {}
+            selections = {m: read_selected(layout.selected(dataset, protocol, m)) for m in params.all_methods()}
             table = write_tables(dataset, protocol, layout.metrics(dataset, protocol), params.classes,
-                                 layout.REPORTS / "tables", selections)
+                                 layout.tables(), selections)
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
 
 

@@ -1,13 +1,12 @@
 """score: anomaly scores of every test image, for one method, dataset and protocol."""
 
-import json
-
 import click
 import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.pipeline import score_class, unavailable_reason, write_scores
+from ganad.pipeline import score_class
+from ganad.scoretable import unavailable_reason, write_scores, write_selected
 
 
 @click.command()
@@ -22,13 +21,14 @@ def main(dataset: str, protocol: str, method: str) -> None:
     reason = unavailable_reason(dataset, protocol, method)
     if reason is not None:
         write_scores(out, None, unavailable=reason)
-        out.with_suffix(".selected.json").write_text("{}\n")
+        write_selected(layout.selected(dataset, protocol, method), {})
         click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
         return
     results = {cls: score_class(params, dataset, protocol, method, cls) for cls in params.classes}
+    # every class is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
-    selected = {str(cls): chosen for cls, (_, chosen) in results.items() if chosen}
-    out.with_suffix(".selected.json").write_text(json.dumps(selected, indent=1, default=str) + "\n")
+    write_selected(layout.selected(dataset, protocol, method),
+                   {str(cls): chosen for cls, (_, chosen) in results.items() if chosen})
     click.echo(f"{method} {dataset} {protocol}: {sum(len(t) for t, _ in results.values())} scores")
 
 

@@ -3,8 +3,9 @@
 import click
 
 from ganad.config import load_params
-from ganad.methods import MethodUnavailable
-from ganad.pipeline import mark_unavailable, train_class
+from ganad.methods.base import MethodUnavailable
+from ganad.pipeline import train_class
+from ganad.scoretable import mark_unavailable
 
 
 @click.command()
@@ -12,11 +13,12 @@ from ganad.pipeline import mark_unavailable, train_class
 @click.option("--protocol", required=True)
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
-    """Write models/<dataset>/<protocol>/<method>/class<c>.pt for each class in run.classes.
+    """Write models/<dataset>/<protocol>/<method>/class<c>.safetensors for each class in run.classes.
 
-    Per-epoch losses go to reports/training/... through dvclive; checkpoints in
-    data/checkpoints/... let an interrupted run resume where it stopped. A method
-    that cannot run here (e.g. pretrained weights cannot be had) leaves
+    The method's settings come from data/config/<dataset>/<method>.json (the configure
+    stage). Per-epoch losses go to reports/training/... through dvclive; checkpoints in
+    data/checkpoints/... let an interrupted run resume where it stopped, curves included.
+    A method that cannot run here (e.g. pretrained weights cannot be had) leaves
     UNAVAILABLE.txt with the reason instead, and later stages show it as not run.
     """
     params = load_params()

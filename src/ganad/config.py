@@ -1,11 +1,17 @@
 """params.yaml as plain dataclasses, validated before any stage does work.
 
-Every stage calls `load_params()`; a bad key or value stops it with a message
-that names the key, the value and what is allowed.
+Every stage calls `load_params()`, which checks every key and value outside the
+method sections, and refuses unknown keys at every level, with a message that
+names the key, the value and what is allowed. It imports nothing heavy (no torch,
+scikit-learn or numba). A method's section is checked against its `Config` by
+`Params.method_config`, which the `configure` stage runs for every method before
+any training, and whose result (with `auto` latent sizes resolved) the method's
+train and score stages read from `data/config/<dataset>/<method>.json`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -14,36 +20,39 @@ from typing import Any
 
 import yaml
 
-from .methods import REGISTRY, get_method
-from .methods.base import ParamsError, build_config
+from .checks import ParamsError, build_config, flag, is_int, optional_text, positive_int, refuse_unknown, rule
+from .methods import REGISTRY, config_class
 from .protocols import PROTOCOLS
 from .sources import DATASET_SHAPES, NUM_CLASSES, SOURCES
 
 # Latent sizes the ADAE paper uses per dataset (Appendix A); `auto` resolves to these.
 PAPER_LATENT_DIM = {"mnist": 32, "cifar10": 128}
+TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods")
 
 
 @dataclass
 class DatasetParams:
-    source: str = "embedded"
-    npz_path: str | None = None
-    download: bool = False
-    mirror: str | None = None  # URL prefix of a local copy of the torchvision files
+    source: str = rule("embedded", lambda v: v in SOURCES, f"one of {list(SOURCES)}")
+    npz_path: str | None = optional_text(None)
+    download: bool = flag(False)
+    mirror: str | None = optional_text(None)  # URL prefix of a local copy of the torchvision files
 
 
 @dataclass
 class SplitParams:
-    train_fraction: float = 0.8
-    val_fraction: float = 0.1
-    test_size: int = 5000
-    leaky: bool = False
+    train_fraction: float = rule(0.8, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                                 and 0 < v < 1, "a fraction in (0, 1)")
+    val_fraction: float = rule(0.1, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and 0 <= v < 1, "a fraction in [0, 1)")
+    test_size: int = positive_int(5000)
+    leaky: bool = flag(False)
 
 
 @dataclass
 class ReportParams:
-    figure_class: int = 0  # class shown in the histogram and the ranked grid
-    ranking_method: str = "adgan"  # ranks the ranked grid when it ran, else the main model
-    ranking_count: int = 8  # images per row of the ranked grid
+    figure_class: int = rule(0, is_int, "a class label")  # class shown in the histogram and the ranked grid
+    ranking_method: str = rule("adgan", lambda v: isinstance(v, str), "a method name")  # else the main model
+    ranking_count: int = positive_int(8)  # images per row of the ranked grid
 
 
 @dataclass
@@ -52,7 +61,7 @@ class Params:
     device: str
     datasets: list[str]
     protocols: list[str]
-    methods: list[str]  # besides the main model
+    methods: list[str]  # every method run, the main model among them
     classes: list[int]
     main_method: str
     latent_dim: int | str
@@ -63,16 +72,19 @@ class Params:
     method_sections: dict[str, dict] = field(default_factory=dict)
 
     def all_methods(self) -> list[str]:
+        """The main model first, then the others in run.methods order."""
         return [self.main_method] + [m for m in self.methods if m != self.main_method]
 
     def method_config(self, name: str, dataset: str):
-        """The method's Config for `dataset`: `auto` latent sizes become the paper's per-dataset value."""
+        """The method's Config for `dataset`: the main model's latent size is `model.latent_dim`, and `auto`
+        latent sizes become the paper's per-dataset value."""
         section = dict(self.method_sections.get(name) or {})
-        if name == self.main_method:
+        fields = {f.name for f in dataclasses.fields(config_class(name))}
+        if name == self.main_method and "latent_dim" in fields:
             section["latent_dim"] = self.latent_dim
         if section.get("latent_dim", None) == "auto":
             section["latent_dim"] = PAPER_LATENT_DIM[dataset]
-        return build_config(get_method(name).Config, section, f"methods.{name}")
+        return build_config(config_class(name), section, f"methods.{name}")
 
     def fingerprint(self, *parts: Any) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -83,13 +95,21 @@ def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
         raise ParamsError(f"{key} = {value!r} is invalid: allowed {allowed}")
 
 
+def _section(raw: dict, key: str) -> dict:
+    value = raw.get(key) or {}
+    _require(isinstance(value, dict), key, value, "a mapping of keys to values")
+    return value
+
+
 def parse_params(raw: dict) -> Params:
-    run = raw.get("run") or {}
-    data = raw.get("data") or {}
-    model = raw.get("model") or {}
+    _require(isinstance(raw, dict), "params.yaml", raw, "a mapping of keys to values")
+    refuse_unknown(raw, TOP_LEVEL, "")
+    run, data, model, sections = (_section(raw, k) for k in ("run", "data", "model", "methods"))
+    refuse_unknown(run, ("datasets", "protocols", "methods", "classes"), "run")
+    refuse_unknown(model, ("method", "latent_dim"), "model")
 
     seed = raw.get("seed", 0)
-    _require(isinstance(seed, int) and seed >= 0, "seed", seed, "a non-negative integer")
+    _require(is_int(seed) and seed >= 0, "seed", seed, "a non-negative integer")
     device = str(raw.get("device", "auto"))
     _require(device in ("auto", "cpu") or device.startswith("cuda"), "device", device, "'auto', 'cpu' or 'cuda[:N]'")
 
@@ -102,53 +122,54 @@ def parse_params(raw: dict) -> Params:
     for name in protocols:
         _require(name in PROTOCOLS, "run.protocols", name, f"names from {list(PROTOCOLS)}")
     methods = list(run.get("methods") or [])
-    main_method = model.get("method", "dcae")
-    _require(main_method not in methods, "run.methods", main_method,
-             f"methods other than the main model '{main_method}' (model.method)")
-    for name in [main_method, *methods]:
-        _require(name in REGISTRY, "model.method" if name == main_method else "run.methods", name,
-                 f"names from {sorted(REGISTRY)}")
+    for name in methods:
+        _require(name in REGISTRY, "run.methods", name, f"names from {sorted(REGISTRY)}")
+    _require(len(set(methods)) == len(methods), "run.methods", methods, "each method once")
+    main_method = model.get("method", "adae")
+    _require(main_method in REGISTRY, "model.method", main_method, f"names from {sorted(REGISTRY)}")
+    _require(main_method in methods, "model.method", main_method, f"one of run.methods {methods} (add it there)")
+    refuse_unknown(sections, REGISTRY, "methods")
 
     n_classes = min(NUM_CLASSES[d] for d in datasets)
     classes = run.get("classes", "all")
     classes = list(range(n_classes)) if classes == "all" else list(classes)
     _require(bool(classes), "run.classes", classes, "'all' or a non-empty list")
     for c in classes:
-        _require(isinstance(c, int) and 0 <= c < n_classes, "run.classes", c, f"class labels 0..{n_classes - 1}")
+        _require(is_int(c) and 0 <= c < n_classes, "run.classes", c, f"class labels 0..{n_classes - 1}")
 
     latent_dim = model.get("latent_dim", "auto")
-    _require(latent_dim == "auto" or (isinstance(latent_dim, int) and latent_dim > 0), "model.latent_dim",
+    _require(latent_dim == "auto" or (is_int(latent_dim) and latent_dim > 0), "model.latent_dim",
              latent_dim, "'auto' (32 for mnist, 128 for cifar10) or a positive integer")
 
-    dataset_params = {}
-    for name in datasets:
-        section = data.get(name) or {}
-        dp = build_config(DatasetParams, section, f"data.{name}")
-        _require(dp.source in SOURCES, f"data.{name}.source", dp.source, f"one of {list(SOURCES)}")
-        dataset_params[name] = dp
+    refuse_unknown(data, ("cache_dir", *DATASET_SHAPES), "data")
+    cache_dir = data.get("cache_dir", "data/cache")
+    _require(isinstance(cache_dir, str) and bool(cache_dir), "data.cache_dir", cache_dir, "a folder path")
+    dataset_params = {name: build_config(DatasetParams, data.get(name), f"data.{name}") for name in datasets}
 
-    split = build_config(SplitParams, raw.get("split") or {}, "split")
-    _require(0 < split.train_fraction < 1, "split.train_fraction", split.train_fraction, "a fraction in (0, 1)")
-    _require(0 <= split.val_fraction < 1, "split.val_fraction", split.val_fraction, "a fraction in [0, 1)")
-    _require(isinstance(split.test_size, int) and split.test_size > 0, "split.test_size", split.test_size,
-             "a positive integer")
-
-    report = build_config(ReportParams, raw.get("report") or {}, "report")
+    split = build_config(SplitParams, raw.get("split"), "split")
+    report = build_config(ReportParams, raw.get("report"), "report")
     _require(report.figure_class in classes, "report.figure_class", report.figure_class, f"one of run.classes {classes}")
-    _require(isinstance(report.ranking_count, int) and report.ranking_count > 0, "report.ranking_count",
-             report.ranking_count, "a positive integer")
+    _require(report.ranking_method in REGISTRY, "report.ranking_method", report.ranking_method,
+             f"names from {sorted(REGISTRY)}")
 
-    sections = raw.get("methods") or {}
-    params = Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim,
-                    str(data.get("cache_dir", "data/cache")), dataset_params, split, report, dict(sections))
-    for name in params.all_methods():  # parse every section now so that bad values stop the run early
-        for dataset in datasets:
-            params.method_config(name, dataset)
-    return params
+    return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
+                  dataset_params, split, report, dict(sections))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"'{path}' not found; run from the repository root")
-    return parse_params(yaml.safe_load(path.read_text()) or {})
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"'{path}' is not valid YAML: {exc}") from exc
+    return parse_params(raw or {})
+
+
+def load_method_config(path: str | Path, name: str):
+    """A method's resolved Config, as the configure stage wrote it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"'{path}' not found; run `dvc repro` (its configure stage writes it)")
+    return build_config(config_class(name), json.loads(path.read_text()), str(path))

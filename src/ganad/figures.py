@@ -8,7 +8,9 @@
 Images are float arrays in [-1, 1] shaped (C, 32, 32) with 1 (grey) or 3 (RGB)
 channels; torch tensors are accepted too. No pyplot and no global backend: every
 figure is a `matplotlib.figure.Figure` rendered with Agg, so this is safe in
-stages, tests and threads. Nothing here knows about the pipeline's layout.
+stages, tests and threads. These functions know nothing of the pipeline;
+`write_figures`, at the end, draws them for one dataset and protocol from the
+run's score tables, prepared images and the main model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from . import layout
+from .images import ImageSet
+from .methods import method_class
+from .metrics import mean_roc
+from .pipeline import load_model
+from .scoretable import read_scores
+from .sources import CLASS_NAMES
 
 IMAGE_SIZE = 32
 NORMAL_COLOUR, ANOMALY_COLOUR = "#4c72b0", "#dd8452"
@@ -187,3 +198,73 @@ def image_rows(rows: Sequence[tuple], path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+# --- the papers' figures for one dataset and protocol ---
+
+def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Path]:
+    """The papers' figures for one dataset and protocol, from scores, images and the main model.
+
+    - ROC curves averaged over classes, one per method (ADGAN Fig. 3);
+    - the main model's ROC curve per class and its score histogram for
+      `report.figure_class` (ADAE Fig. 4b);
+    - x, G(x), D(G(x)) for a normal and an anomalous test image of each class,
+      when the main model can reconstruct (ADAE Fig. 2);
+    - the most and least anomalous test images of `report.figure_class`
+      (ADGAN Figs. 4-6), ranked by `report.ranking_method` when it ran, else the main model.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{dataset}_{protocol}"
+    written = []
+    tables = {}
+    for m in params.all_methods():
+        table, reason = read_scores(layout.scores(dataset, protocol, m))
+        if reason is None:
+            tables[m] = table
+
+    curves = {}
+    for method, table in tables.items():
+        roc = mean_roc(table)
+        aucs = [roc_auc_score(g["anomalous"], g["score"]) for _, g in table.groupby("class")]
+        curves[method] = (roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), float(np.mean(aucs)))
+    written.append(roc_curves(curves, out_dir / f"{stem}_mean_roc.png",
+                                      f"{dataset}, {protocol}: ROC averaged over classes"))
+
+    main = params.main_method
+    per_class = {}
+    for cls, group in tables[main].groupby("class"):
+        fpr, tpr, _ = roc_curve(group["anomalous"], group["score"])
+        per_class[f"class {CLASS_NAMES[dataset][cls]}"] = (fpr, tpr, roc_auc_score(group["anomalous"], group["score"]))
+    written.append(roc_curves(per_class, out_dir / f"{stem}_{main}_roc_per_class.png",
+                                      f"{main}, {dataset}, {protocol}"))
+
+    figure_class = params.report.figure_class
+    chosen = tables[main][tables[main]["class"] == figure_class]
+    written.append(score_histogram(
+        chosen["score"].to_numpy(), chosen["anomalous"].to_numpy(), out_dir / f"{stem}_{main}_histogram.png",
+        f"{main}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+
+    if hasattr(method_class(main), "reconstructions"):
+        rows = []
+        for cls in params.classes:
+            model = load_model(params, dataset, protocol, main, cls)
+            group = tables[main][tables[main]["class"] == cls]
+            picks = [group[group["anomalous"] == flag]["index"].iloc[0] for flag in (0, 1)]
+            images = ImageSet.from_dir(layout.prepared(dataset), np.array(picks))
+            g_x, d_g_x = model.reconstructions(images.x)
+            for k, kind in enumerate(("normal", "anomalous")):
+                title = f"class {CLASS_NAMES[dataset][cls]}: {kind} ({CLASS_NAMES[dataset][images.labels[k]]})"
+                rows.append((title, images.x[k].numpy(), g_x[k], d_g_x[k]))
+        written.append(reconstruction_grid(rows, out_dir / f"{stem}_{main}_reconstructions.png"))
+
+    ranker = params.report.ranking_method if params.report.ranking_method in tables else main
+    ranked = tables[ranker][tables[ranker]["class"] == figure_class].sort_values("score", ascending=False)
+    n = params.report.ranking_count
+    most, least = ranked["index"].to_numpy()[:n], ranked["index"].to_numpy()[::-1][:n]
+    prepared = layout.prepared(dataset)
+    written.append(image_rows(
+        [("most anomalous", ImageSet.from_dir(prepared, most).x.numpy()),
+         ("least anomalous", ImageSet.from_dir(prepared, least).x.numpy())],
+        out_dir / f"{stem}_{ranker}_ranked.png",
+        f"{ranker}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+    return written

@@ -19,8 +19,13 @@ def splits(dataset: str, protocol: str) -> Path:
     return DATA / "splits" / dataset / f"{protocol}.npz"
 
 
+def method_config(dataset: str, method: str) -> Path:
+    """A method's validated Config for one dataset, as the configure stage resolved it."""
+    return DATA / "config" / dataset / f"{method}.json"
+
+
 def model(dataset: str, protocol: str, method: str, cls: int) -> Path:
-    return MODELS / dataset / protocol / method / f"class{cls}.pt"
+    return MODELS / dataset / protocol / method / f"class{cls}.safetensors"
 
 
 def unavailable(dataset: str, protocol: str, method: str) -> Path:
@@ -30,7 +35,7 @@ def unavailable(dataset: str, protocol: str, method: str) -> Path:
 
 def checkpoint(dataset: str, protocol: str, method: str, cls: int) -> Path:
     """Outside every DVC output, so that an interrupted stage can resume from it."""
-    return DATA / "checkpoints" / dataset / protocol / method / f"class{cls}.pt"
+    return DATA / "checkpoints" / dataset / protocol / method / f"class{cls}.safetensors"
 
 
 def training_log(dataset: str, protocol: str, method: str, cls: int) -> Path:
@@ -41,5 +46,18 @@ def scores(dataset: str, protocol: str, method: str) -> Path:
     return DATA / "scores" / dataset / protocol / f"{method}.csv"
 
 
+def selected(dataset: str, protocol: str, method: str) -> Path:
+    """What a method chose from training data, per class (bandwidths, sizes, best epochs)."""
+    return DATA / "scores" / dataset / protocol / f"{method}.selected.json"
+
+
 def metrics(dataset: str, protocol: str) -> Path:
     return REPORTS / "metrics" / f"{dataset}_{protocol}.json"
+
+
+def tables() -> Path:
+    return REPORTS / "tables"
+
+
+def figures(dataset: str, protocol: str) -> Path:
+    return REPORTS / "figures" / f"{dataset}_{protocol}"

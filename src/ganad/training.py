@@ -1,34 +1,26 @@
-"""What every training loop shares: per-epoch logging, checkpoints, resume, NaN guard.
+"""What every training run shares: checkpoints, resume, curves, NaN guard.
 
 A `TrainingRun` belongs to one (dataset, protocol, method, class). After each
-epoch the method's full state (weights, optimisers, RNG) is written atomically
-to the checkpoint; a new run with the same fingerprint resumes from it, so an
-interrupted `dvc repro` continues where it stopped. A different fingerprint
-(params, data or the training code changed; see `code_version`) starts over.
+epoch the method's full training state (weights, optimisers, RNG, the curves so
+far) is written atomically to the checkpoint through `ganad.store` (tensors and
+plain data, never a pickle). A new run with the same fingerprint resumes from it;
+the curves are rebuilt from the checkpoint's history, so an interrupted and
+resumed run leaves the same curve files as an uninterrupted one. A checkpoint of
+another fingerprint (params, data or the method's code changed), of an older
+format, truncated, or not ours is reported and training starts over.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import math
+import shutil
+import sys
 from pathlib import Path
 
 import torch
 
-
-# The library code that decides what a training run computes (relative to the package).
-TRAINING_CODE = ("methods", "nets.py", "search.py", "kernels.py", "training.py", "images.py")
-
-
-def code_version(package: Path = Path(__file__).resolve().parent) -> str:
-    """A hash of TRAINING_CODE's sources. It goes into every checkpoint's fingerprint, so that after
-    a code change `dvc repro` retrains instead of resuming a finished checkpoint of the old code."""
-    digest = hashlib.sha256()
-    for name in TRAINING_CODE:
-        path = package / name
-        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
-    return digest.hexdigest()[:16]
+from . import store
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,25 +28,79 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingRun:
-    def __init__(self, checkpoint: Path | None, fingerprint: str, live=None):
+    def __init__(self, checkpoint: Path | None, fingerprint: str, log_dir: Path | None = None):
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.fingerprint = fingerprint
-        self.live = live
+        self.log_dir = Path(log_dir) if log_dir else None
         self.history: list[dict] = []
+        self.live = None
+
+    # --- the curves -------------------------------------------------------------------------------
+
+    def _open_live(self) -> None:
+        """A fresh dvclive folder holding the history so far, exactly as it was logged."""
+        if self.log_dir is None:
+            return
+        from dvclive import Live
+
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+        self.live = Live(str(self.log_dir), save_dvc_exp=False, dvcyaml=False)
+        for entry in self.history:
+            self._log(entry)
+
+    def _log(self, entry: dict) -> None:
+        for key, value in entry.items():
+            if key != "epoch":
+                self.live.log_metric(key, value)
+        self.live.next_step()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.end()
+            self.live = None
+
+    def __enter__(self) -> "TrainingRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- resume -----------------------------------------------------------------------------------
+
+    def _read_checkpoint(self) -> dict | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        try:
+            payload = store.load(self.checkpoint)
+        except store.StoreError as exc:
+            print(f"checkpoint not used, training starts over: {exc}", file=sys.stderr)
+            return None
+        if payload.get("fingerprint") != self.fingerprint:
+            print(f"checkpoint '{self.checkpoint}' belongs to other params, data or code; training starts over",
+                  file=sys.stderr)
+            return None
+        return payload
 
     def resume(self, method) -> int:
-        """Load the checkpoint if it belongs to this run; return the first epoch still to train."""
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return 0
-        payload = torch.load(self.checkpoint, map_location=method.device, weights_only=False)
-        if payload.get("fingerprint") != self.fingerprint:
-            return 0
-        method.load_state_dict(payload["state"])
-        torch.set_rng_state(payload["torch_rng"])
-        self.history = payload["history"]
-        if self.live is not None:
-            self.live.step = payload["epoch"] + 1
-        return payload["epoch"] + 1
+        """Load the checkpoint if it belongs to this run; open the curves; return the first epoch to train."""
+        payload = self._read_checkpoint()
+        start = 0
+        if payload is not None:
+            backup = copy.deepcopy(method.state_dict())
+            try:
+                method.load_state_dict(payload["state"])
+                torch.set_rng_state(payload["torch_rng"])
+                self.history = list(payload["history"])
+                start = int(payload["epoch"]) + 1
+            except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+                method.load_state_dict(backup)
+                self.history, start = [], 0
+                print(f"checkpoint '{self.checkpoint}' does not fit this method ({exc}); training starts over",
+                      file=sys.stderr)
+        self._open_live()
+        return start
+
+    # --- every epoch ------------------------------------------------------------------------------
 
     def check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
         for name, value in losses.items():
@@ -66,18 +112,13 @@ class TrainingRun:
                 )
 
     def end_epoch(self, method, epoch: int, metrics: dict[str, float]) -> None:
-        self.history.append({"epoch": epoch, **metrics})
-        if self.live is not None:
-            for key, value in metrics.items():
-                self.live.log_metric(key, value)
-            self.live.next_step()
+        entry = {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(entry)
         if self.checkpoint is not None:
-            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            payload = {"fingerprint": self.fingerprint, "epoch": epoch, "state": method.state_dict(),
-                       "torch_rng": torch.get_rng_state(), "history": self.history}
-            tmp = self.checkpoint.with_suffix(".tmp")
-            torch.save(payload, tmp)
-            tmp.replace(self.checkpoint)
+            store.save(self.checkpoint, {"fingerprint": self.fingerprint, "epoch": epoch, "state": method.state_dict(),
+                                         "torch_rng": torch.get_rng_state(), "history": self.history})
+        if self.live is not None:
+            self._log(entry)
 
 
 def batches(n: int, batch_size: int, shuffle: bool, drop_last: bool = False):

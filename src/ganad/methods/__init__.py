@@ -1,29 +1,75 @@
-"""The method registry: adding a method is one module, one line here and one params section."""
+"""The method registry, and which library code each method's stages run.
 
-from .adae import ADAE
-from .adgan import ADGAN
-from .base import Method, MethodUnavailable, ParamsError
-from .classical import GMM, KDE, OCSVM, IForest, KDEAlexNet, OCSVMAlexNet
-from .dcae import DCAE
-from .vae import VAE
+Every method is a package `ganad.methods.<name>`: its `__init__.py` holds only its
+`Config` dataclass (light: params are checked without importing torch) and its
+`model.py` the method itself, a `ganad.methods.base.Method` subclass with its
+networks, losses, training step and score. Adding a method is one package, one line
+in `REGISTRY` and one `methods.<name>` params section.
 
-__all__ = ["REGISTRY", "Method", "MethodUnavailable", "ParamsError", "get_method"]
+`SHARED_CODE` is the library code that every method's train and score stages run;
+a method's own code is its package folder. dvc.yaml spells these paths as the
+stages' dependencies, `code_version` hashes the same files into every checkpoint,
+and tests/test_code_deps.py checks all three agree with what the code imports.
+"""
 
-REGISTRY: dict[str, type[Method]] = {
-    "adae": ADAE,
-    "adgan": ADGAN,
-    "dcae": DCAE,
-    "vae": VAE,
-    "kde": KDE,
-    "kde_alexnet": KDEAlexNet,
-    "ocsvm": OCSVM,
-    "ocsvm_alexnet": OCSVMAlexNet,
-    "iforest": IForest,
-    "gmm": GMM,
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+
+from ..checks import ParamsError
+
+PACKAGE = Path(__file__).resolve().parents[1]  # src/ganad
+
+# registry name -> the class in ganad.methods.<name>.model
+REGISTRY: dict[str, str] = {
+    "adae": "ADAE",
+    "adgan": "ADGAN",
+    "dcae": "DCAE",
+    "vae": "VAE",
+    "kde": "KDE",
+    "kde_alexnet": "KDEAlexNet",
+    "ocsvm": "OCSVM",
+    "ocsvm_alexnet": "OCSVMAlexNet",
+    "iforest": "IForest",
+    "gmm": "GMM",
 }
 
+# Library modules (relative to src/ganad) that the train and score stages of every method import.
+SHARED_CODE = (
+    "checks.py", "config.py", "device.py", "features.py", "images.py", "layout.py", "nets.py", "neural.py",
+    "pipeline.py", "protocols.py", "scoretable.py", "sources.py", "store.py", "training.py",
+    "methods/__init__.py", "methods/base.py",
+)
 
-def get_method(name: str) -> type[Method]:
+
+def check_name(name: str, key: str = "method") -> str:
     if name not in REGISTRY:
-        raise ParamsError(f"unknown method '{name}'; known: {sorted(REGISTRY)}")
-    return REGISTRY[name]
+        raise ParamsError(f"{key} = {name!r} is invalid: allowed names from {sorted(REGISTRY)}")
+    return name
+
+
+def config_class(name: str) -> type:
+    """The method's Config dataclass (imports only the light package `__init__`)."""
+    return importlib.import_module(f"{__name__}.{check_name(name)}").Config
+
+
+def method_class(name: str):
+    """The method's class (imports torch and the method's code)."""
+    return getattr(importlib.import_module(f"{__name__}.{check_name(name)}.model"), REGISTRY[name])
+
+
+def method_code(name: str, package: Path = PACKAGE) -> list[str]:
+    """Every library file the train and score stages of `name` run, relative to src/ganad."""
+    own = sorted(p.relative_to(package).as_posix() for p in (package / "methods" / check_name(name)).rglob("*.py"))
+    return sorted(SHARED_CODE) + own
+
+
+def code_version(name: str, package: Path = PACKAGE) -> str:
+    """A hash of `method_code(name)`. It goes into every checkpoint's fingerprint, so that after a code
+    change `dvc repro` retrains instead of resuming a finished checkpoint of the old code."""
+    digest = hashlib.sha256()
+    for rel in method_code(name, package):
+        digest.update(rel.encode() + b"\0" + (package / rel).read_bytes())
+    return digest.hexdigest()[:16]

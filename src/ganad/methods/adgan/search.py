@@ -35,7 +35,7 @@ and was measured slower than the plain loop. Here:
   on a CPU the work goes in blocks of about 2 MiB per tensor (row blocks of one pair's
   big weights, or the whole small tensors of several pairs);
 - on a CPU (`fused`, the default there) the Adam steps are the numba kernels of
-  `ganad.kernels`: the first step reads neither old weights nor moments, the last writes
+  `kernels.py` beside this module: the first step reads neither old weights nor moments, the last writes
   no moments, and the first layer (a product with z, 60 % of the weights) keeps no
   moments and no gradient at all: its gradients are outer products z (outer) d, so the
   kernel replays both moments from the few z and d vectors of the steps so far, and
@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganad import kernels
+from . import kernels
 
 
 @dataclass(frozen=True)
@@ -683,8 +683,3 @@ def auto_pairs_per_batch(generator: nn.Module, device: torch.device) -> int:
         return int(max(1, min(4096, 0.3 * free // max(per_pair, 1))))
     return int(max(8, min(256, (128 << 20) // max(per_pair, 1))))
 
-
-def adgan_search(generator: nn.Module, x: torch.Tensor, settings: SearchSettings = SearchSettings(),
-                 z0: torch.Tensor | None = None, rng: torch.Generator | None = None) -> SearchResult:
-    """Algorithm 1 on every image of x with a trained generator (left unchanged). See the module doc."""
-    return BatchedSearch(generator, settings).run(x, z0=z0, generator=rng)

@@ -1,4 +1,10 @@
-"""The classical baselines of ADGAN's Table 1: KDE, OC-SVM, Isolation Forest and GMM on PCA features.
+"""What the classical baselines of ADGAN's Table 1 share: features -> PCA -> detector.
+
+The methods themselves (`kde`, `ocsvm`, `iforest`, `gmm` and the AlexNet
+variants `kde_alexnet`, `ocsvm_alexnet`) are packages of `ganad.methods`; the code
+that several of them use is here: the feature extractors, the PCA-size choice,
+the KDE and OC-SVM detectors (each used by a pixel and an AlexNet method), and
+the model state, which keeps scikit-learn objects through skops (no pickle).
 
 Every method here is features -> PCA -> detector (`FeatureDetector`), fitted on
 normal training images; everything chosen from data is chosen on the training
@@ -40,112 +46,22 @@ training size. `None` (the default) uses them all.
 
 from __future__ import annotations
 
-import pickle
 import socket
 from abc import abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import skops.io
 import torch
 import torch.nn.functional as F
 from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
-from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold
 from sklearn.svm import OneClassSVM
 from threadpoolctl import threadpool_limits
 
-from ..images import ImageSet
-from ..training import batches
-from .base import Method, MethodUnavailable, flag, is_int, is_number, one_of, positive, positive_int, rule
-
-PAPER_PCA_SIZES = [20, 40, 60, 80, 100]
-PAPER_BANDWIDTHS = [float(2.0 ** (j / 2)) for j in range(9)]  # 2^0, 2^0.5, ..., 2^4
-PAPER_COMPONENTS = list(range(2, 21))
-
-
-# --- params checks (base.py's helpers cover scalars; these cover lists and optional values) ---
-
-def positive_ints(default):
-    return rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(is_int(x) and x > 0 for x in v),
-                "a non-empty list of positive integers", factory=True)
-
-
-def positive_floats(default):
-    return rule(default, lambda v: isinstance(v, (list, tuple)) and len(v) > 0
-                and all(is_number(x) and x > 0 for x in v),
-                "a non-empty list of positive numbers", factory=True)
-
-
-def optional_positive_int(default=None):
-    return rule(default, lambda v: v is None or (is_int(v) and v > 0), "null or a positive integer")
-
-
-def optional_seed(default=None):
-    return rule(default, lambda v: v is None or (is_int(v) and v >= 0), "null or a non-negative integer")
-
-
-def unit_interval(default):
-    return rule(default, lambda v: is_number(v) and 0 < v <= 1, "in (0, 1]")
-
-
-# --- configs ---
-
-@dataclass
-class FeatureConfig:
-    pca_sizes: list = positive_ints(PAPER_PCA_SIZES)
-    pca_criterion: str = one_of("ppca", ["ppca"])  # density methods may also use "detector"
-    max_train: int | None = optional_positive_int(None)  # deviation: seeded subsample of the training images
-    seed: int | None = optional_seed(None)  # None: drawn from the run's seeded global RNG
-    # threads for BLAS / OpenMP inside scikit-learn and numpy (not the AlexNet forward pass). With 2
-    # threads on the shared 2-core machine, OpenBLAS spun: one 200 x 1024 SVD took 2.4-5.5 s, not 0.07-0.1 s.
-    blas_threads: int = positive_int(1)
-
-
-@dataclass
-class KDEConfig(FeatureConfig):
-    pca_criterion: str = one_of("detector", ["detector", "ppca"])
-    bandwidths: list = positive_floats(PAPER_BANDWIDTHS)
-    cv_folds: int = rule(10, lambda v: is_int(v) and v >= 2, "an integer >= 2")
-    standardize: bool = flag(False)  # False: raw PCA coordinates, where the paper's grid 1..16 is meaningful
-
-
-@dataclass
-class OCSVMConfig(FeatureConfig):
-    nu: float = unit_interval(0.1)
-    gamma: str = one_of("evangelista", ["evangelista", "scale"])
-
-
-@dataclass
-class IForestConfig(FeatureConfig):
-    n_estimators: int = positive_int(100)
-
-
-@dataclass
-class GMMConfig(FeatureConfig):
-    pca_criterion: str = one_of("detector", ["detector", "ppca"])
-    components: list = positive_ints(PAPER_COMPONENTS)
-    covariance_type: str = one_of("diag", ["full", "tied", "diag", "spherical"])
-    reg_covar: float = positive(1e-6)
-    max_iter: int = positive_int(100)
-
-
-@dataclass
-class AlexNetOptions:
-    weights_dir: str | None = None  # None: torch hub's cache, $TORCH_HOME/hub/checkpoints
-    download: bool = flag(False)  # True lets torchvision fetch the weights (needs the internet)
-    feature_batch_size: int = positive_int(64)
-
-
-@dataclass
-class KDEAlexNetConfig(AlexNetOptions, KDEConfig):
-    pass
-
-
-@dataclass
-class OCSVMAlexNetConfig(AlexNetOptions, OCSVMConfig):
-    pass
+from .images import ImageSet
+from .methods.base import Method, MethodUnavailable
+from .training import batches
 
 
 # --- numerics ---
@@ -388,15 +304,15 @@ class FeatureDetector(Method):
         return dict(self.model["selected"]) if self.model else {}
 
     def state_dict(self) -> dict:
-        return {"pickle": pickle.dumps(self.model)}
+        return {"skops": skops.io.dumps(self.model) if self.model is not None else b""}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model = pickle.loads(state["pickle"])
+        self.model = load_skops(state["skops"]) if state["skops"] else None
 
 
-# --- the four detectors ---
+# --- the detectors that two methods share (pixels and AlexNet features) ---
 
-class KDE(FeatureDetector):
+class KDEDetector(FeatureDetector):
     """Gaussian KDE; bandwidth by 10-fold CV likelihood over 2^0 .. 2^4 step 2^0.5 (ADGAN 4.2).
 
     On raw (unwhitened) PCA coordinates by default: for [-1, 1] MNIST digits the
@@ -404,9 +320,6 @@ class KDE(FeatureDetector):
     paper's grid 1..16 spans the nearest-neighbour distances. `standardize: true`
     scales each coordinate to unit training variance first. Score = -log density.
     """
-
-    name = "kde"
-    Config = KDEConfig
 
     def fit_detector(self, z, seed):
         cfg = self.config
@@ -429,16 +342,13 @@ class KDE(FeatureDetector):
         return -self.detector_loglik(detector, z)
 
 
-class OCSVM(FeatureDetector):
+class OCSVMDetector(FeatureDetector):
     """One-class SVM, RBF kernel, nu = 0.1 (ADGAN 4.2); score = -decision_function.
 
     gamma: `evangelista` (default) is the automated tuning the paper cites
     (Evangelista et al. 2007; see `evangelista_gamma`), on the training features;
     `scale` is scikit-learn's heuristic 1 / (n_features * variance).
     """
-
-    name = "ocsvm"
-    Config = OCSVMConfig
 
     def fit_detector(self, z, seed):
         cfg = self.config
@@ -448,58 +358,6 @@ class OCSVM(FeatureDetector):
 
     def detector_score(self, detector, z):
         return -detector.decision_function(z)
-
-
-class IForest(FeatureDetector):
-    """Isolation Forest with scikit-learn's defaults (the paper found it stable); score = -score_samples."""
-
-    name = "iforest"
-    Config = IForestConfig
-
-    def fit_detector(self, z, seed):
-        forest = IsolationForest(n_estimators=self.config.n_estimators, random_state=seed).fit(z)
-        return forest, {}
-
-    def detector_score(self, detector, z):
-        return -detector.score_samples(z)
-
-
-class GMM(FeatureDetector):
-    """Gaussian mixture, components 2..20 by BIC on the training features (ADGAN 4.2); score = -log-likelihood.
-
-    The paper does not name the covariance type. We default to `diag`: a `full`
-    covariance at 100 PCA features has 5,150 parameters per component, more than
-    the 360 training digits of a one-class run on the embedded MNIST, and there
-    BIC picked degenerate mixtures (validation log-likelihood ~ -10^6 beside
-    ~ +500 for `diag`), so the PCA-size criterion fell back to 20 features
-    (one-class AUROC for digits 3 / 8: full 0.815 / 0.859, diag 0.948 / 0.875;
-    ADGAN: 0.951 / 0.889). `covariance_type: full` is scikit-learn's default.
-    """
-
-    name = "gmm"
-    Config = GMMConfig
-
-    def fit_detector(self, z, seed):
-        cfg = self.config
-        best = None
-        for c in sorted(set(cfg.components)):
-            if c > len(z):
-                break
-            gmm = GaussianMixture(c, covariance_type=cfg.covariance_type, reg_covar=cfg.reg_covar,
-                                  max_iter=cfg.max_iter, random_state=seed).fit(z)
-            bic = gmm.bic(z)
-            if best is None or bic < best[0]:
-                best = (bic, c, gmm)
-        if best is None:
-            raise ValueError(f"gmm: {len(z)} training images are fewer than the smallest component count "
-                             f"{min(cfg.components)}")
-        return best[2], {"components": int(best[1])}
-
-    def detector_loglik(self, detector, z):
-        return detector.score_samples(z)
-
-    def detector_score(self, detector, z):
-        return -detector.score_samples(z)
 
 
 # --- AlexNet variants ---
@@ -521,14 +379,31 @@ class AlexNetFeatures:
         return alexnet_features(self._alexnet, images.x, self.device, self.config.feature_batch_size)
 
 
-class KDEAlexNet(AlexNetFeatures, KDE):
-    name = "kde_alexnet"
-    Config = KDEAlexNetConfig
 
 
-class OCSVMAlexNet(AlexNetFeatures, OCSVM):
-    name = "ocsvm_alexnet"
-    Config = OCSVMAlexNetConfig
+# --- loading scikit-learn state safely ---
+
+# skops refuses every type outside its trusted list; scikit-learn's tree nodes are the one extra type the
+# Isolation Forest needs. skops warns that their node indices are not bounds-checked, so they are checked here.
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
-CLASSICAL = {m.name: m for m in (KDE, OCSVM, IForest, GMM, KDEAlexNet, OCSVMAlexNet)}
+def load_skops(blob: bytes):
+    """A model dict written by `FeatureDetector.state_dict`; refuses unknown types and malformed trees."""
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=blob)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise ValueError(f"the model holds types ganad does not load: {untrusted}")
+    model = skops.io.loads(blob, trusted=TRUSTED_TYPES)
+    for estimator in getattr(model.get("detector"), "estimators_", []) or []:
+        _check_tree(estimator.tree_, estimator.n_features_in_)
+    return model
+
+
+def _check_tree(tree, n_features: int) -> None:
+    n = tree.node_count
+    for name in ("children_left", "children_right"):
+        child = getattr(tree, name)
+        if len(child) != n or child.min() < -1 or child.max() >= n:
+            raise ValueError(f"a stored tree has {name} outside 0..{n - 1}")
+    if tree.feature.max() >= n_features or tree.feature.min() < -2:
+        raise ValueError(f"a stored tree splits on features outside 0..{n_features - 1}")

@@ -30,42 +30,18 @@ ours (all params).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from .. import nets
-from ..images import ImageSet
-from ..training import batches, epochs_for
-from .base import Method, non_negative_int, positive, positive_int
+from ... import nets
+from ...images import ImageSet
+from ...neural import NeuralMethod
+from ...training import batches
+from . import Config
 
 MIN_STD = 1e-3  # floor for the calibrated sigma, against a zero-error batch
 LOGVAR_RANGE = (-30.0, 20.0)
-
-
-def _valid_obs_std(v) -> bool:
-    if v == "optimal":
-        return True
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
-@dataclass
-class VAEConfig:
-    latent_dim: int = positive_int(32)
-    width: int = positive_int(64)
-    epochs: int = positive_int(20)
-    min_steps: int = non_negative_int(0)  # see training.epochs_for
-    batch_size: int = positive_int(64)
-    lr: float = positive(2e-4)
-    beta1: float = 0.5
-    obs_std: float | str = field(default="optimal", metadata={"check": _valid_obs_std,
-                                                               "rule": "'optimal' or a positive number"})
-    score_samples: int = positive_int(10)
-    score_batch_size: int = positive_int(256)
-    score_seed: int = 0
 
 
 class VAENet(nn.Module):
@@ -99,48 +75,41 @@ class VAENet(nn.Module):
         return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1)
 
 
-class VAE(Method):
+class VAE(NeuralMethod):
     name = "vae"
-    Config = VAEConfig
+    Config = Config
 
-    def __init__(self, config: VAEConfig, channels: int, device: torch.device):
+    def __init__(self, config: Config, channels: int, device: torch.device):
         super().__init__(config, channels, device)
         self.net = VAENet(channels, config.latent_dim, config.width, config.obs_std).to(device)
         nets.dcgan_init(self.net)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+        self.opt = self.adam(self.net)
+        self.nets, self.optimizers = {"net": self.net}, {"net": self.opt}
+        self._sq_sum = 0.0  # the epoch's squared reconstruction errors, for the running sigma
 
-    def fit(self, train: ImageSet, val: ImageSet, run) -> None:
-        cfg = self.config
-        x = train.x.to(self.device)
+    def train_step(self, x: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
         dims = x[0].numel()
-        epochs = epochs_for(len(x), cfg.batch_size, cfg.epochs, cfg.min_steps)
-        for epoch in tqdm(range(run.resume(self), epochs), desc="vae", unit="epoch", leave=False):
-            self.net.train()
-            sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0, "sq": 0.0}
-            for step, idx in enumerate(batches(len(x), cfg.batch_size, shuffle=True)):
-                xb = x[idx]
-                mu, logvar = self.net.posterior(xb)
-                z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-                sq = self.net.sq_error(xb, z)
-                std = (sq.detach().mean() / dims).sqrt().clamp(min=MIN_STD) if self.net.calibrated else self.net.std
-                rec, kl = self.net.gaussian_nll(sq, dims, std).mean(), self.net.kl(mu, logvar).mean()
-                loss = rec + kl
-                run.check_finite({"loss": loss.item()}, epoch, step)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
-                for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                    sums[key] += value.item() * len(idx)
-                sums["sq"] += float(sq.detach().sum())
-            if self.net.calibrated:  # the epoch's running value; one exact pass after the last epoch
-                std = self._calibrated_std(train) if epoch == epochs - 1 else math.sqrt(sums["sq"] / (len(x) * dims))
-                self.net.std.fill_(max(std, MIN_STD))
-            val_scores = self.score(val)
-            run.end_epoch(self, epoch, {
-                "train_loss": sums["loss"] / len(x), "train_rec": sums["rec"] / len(x), "train_kl": sums["kl"] / len(x),
-                "val_neg_elbo": float(val_scores.mean()) if len(val_scores) else float("nan"),
-                "obs_std": float(self.net.std),
-            })
+        # forward: one reparametrised posterior draw per image
+        mu, logvar = self.net.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        sq = self.net.sq_error(x, z)
+        # loss: the negative ELBO, with the batch's maximum-likelihood sigma (no gradient through it)
+        std = (sq.detach().mean() / dims).sqrt().clamp(min=MIN_STD) if self.net.calibrated else self.net.std
+        rec, kl = self.net.gaussian_nll(sq, dims, std).mean(), self.net.kl(mu, logvar).mean()
+        loss = rec + kl
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._sq_sum += float(sq.detach().sum())
+        return {"train_loss": loss.item(), "train_rec": rec.item(), "train_kl": kl.item()}
+
+    def epoch_metrics(self, epoch: int, last: bool, train: ImageSet, val: ImageSet) -> dict[str, float]:
+        if self.net.calibrated:  # the epoch's running value; one exact pass after the last epoch
+            dims = train.x[0].numel()
+            std = self._calibrated_std(train) if last else math.sqrt(self._sq_sum / (len(train) * dims))
+            self.net.std.fill_(max(std, MIN_STD))
+        self._sq_sum = 0.0
+        return {**super().epoch_metrics(epoch, last, train, val), "obs_std": float(self.net.std)}
 
     @torch.no_grad()
     def _calibrated_std(self, images: ImageSet) -> float:
@@ -154,29 +123,16 @@ class VAE(Method):
             total += float(self.net.sq_error(xb, mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).sum())
         return math.sqrt(total / (len(images) * images.x[0].numel()))
 
-    @torch.no_grad()
-    def score(self, images: ImageSet) -> np.ndarray:
+    def score_batch(self, x: torch.Tensor) -> torch.Tensor:
         """-ELBO per image: exact KL + reconstruction NLL averaged over `score_samples` posterior draws."""
-        self.net.eval()
         cfg = self.config
         # Common random numbers: the same S standard-normal draws for every image, so that an
         # image's score depends on that image only (not on its position or its batch).
         gen = torch.Generator().manual_seed(cfg.score_seed)
         noise = torch.randn((cfg.score_samples, cfg.latent_dim, 1, 1), generator=gen).to(self.device)
-        out = []
-        for idx in batches(len(images), cfg.score_batch_size, shuffle=False):
-            x = images.x[idx].to(self.device)
-            mu, logvar = self.net.posterior(x)
-            std = torch.exp(0.5 * logvar)
-            rec = torch.zeros(len(x), device=self.device)
-            for eps in noise:
-                rec += self.net.rec_nll(x, mu + std * eps)
-            out.append((rec / cfg.score_samples + self.net.kl(mu, logvar)).double().cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0)
-
-    def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
+        mu, logvar = self.net.posterior(x)
+        std = torch.exp(0.5 * logvar)
+        rec = torch.zeros(len(x), device=self.device)
+        for eps in noise:
+            rec += self.net.rec_nll(x, mu + std * eps)
+        return rec / cfg.score_samples + self.net.kl(mu, logvar)

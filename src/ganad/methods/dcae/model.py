@@ -1,0 +1,35 @@
+"""DCAE: a DCGAN-shaped convolutional autoencoder scored by its reconstruction error.
+
+ADGAN's Table 1 lists it without training details; we train with MSE and Adam
+and score with the same per-image mean squared error (all params).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ... import nets
+from ...neural import NeuralMethod, per_image_mse
+from . import Config
+
+
+class DCAE(NeuralMethod):
+    name = "dcae"
+    Config = Config
+
+    def __init__(self, config: Config, channels: int, device: torch.device):
+        super().__init__(config, channels, device)
+        self.net = nets.AutoEncoder(channels, config.latent_dim, config.width).to(device)
+        nets.dcgan_init(self.net)
+        self.opt = self.adam(self.net)
+        self.nets, self.optimizers = {"net": self.net}, {"net": self.opt}
+
+    def train_step(self, x: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
+        loss = per_image_mse(self.net(x), x).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": loss.item()}
+
+    def score_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return per_image_mse(self.net(x), x)

@@ -1,0 +1,34 @@
+"""configure: check every method's params and write each one's resolved Config, per dataset."""
+
+import dataclasses
+import json
+
+import click
+
+from ganad import layout
+from ganad.config import load_params
+
+
+@click.command()
+@click.option("--dataset", required=True, help="Dataset name from run.datasets.")
+def main(dataset: str) -> None:
+    """Write data/config/<dataset>/<method>.json for every method in run.methods.
+
+    Each file is the method's Config with every default filled in, the main model's
+    latent size taken from model.latent_dim and `auto` sizes resolved for the dataset.
+    A method's train and score stages depend on its file alone, so a params change
+    retrains only the methods whose resolved Config it changes.
+    """
+    params = load_params()
+    configs = {name: params.method_config(name, dataset) for name in params.all_methods()}  # all checked first
+    for name, config in configs.items():
+        path = layout.method_config(dataset, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True) + "\n"
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        click.echo(f"{dataset} {name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
