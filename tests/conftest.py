@@ -1,11 +1,15 @@
 """Shared fixtures: small synthetic datasets, never the real ones."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from ganad.images import ImageSet
 from ganad.sources import RawDataset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation
 
@@ -56,3 +60,26 @@ def easy_sets(n_train=256, n_test=128, seed=0):
 @pytest.fixture
 def easy():
     return easy_sets()
+
+
+def smooth_blobs(n: int, rng: np.random.Generator) -> torch.Tensor:
+    """Smooth bright blobs near the centre of a dark 32x32 image, in [-1, 1]."""
+    yy, xx = np.mgrid[:32, :32]
+    c = rng.uniform(14.5, 17.5, size=(n, 2))
+    sigma = rng.uniform(3.5, 4.5, size=(n, 1, 1))
+    img = 2 * np.exp(-((yy - c[:, :1, None]) ** 2 + (xx - c[:, 1:, None]) ** 2) / (2 * sigma ** 2)) - 1
+    return torch.from_numpy(img[:, None].astype(np.float32))
+
+
+def inverted_blob_sets(n_train=256, n_test=64, seed=0):
+    """Normal: blobs. Anomalous: the same blobs inverted (bright background); what every method of the
+    registry must separate after a short training (tests/test_methods.py)."""
+    rng = np.random.default_rng(seed)
+
+    def image_set(x, labels):
+        return ImageSet(x, np.asarray(labels, dtype=np.int64), np.arange(len(x)))
+
+    train = image_set(smooth_blobs(n_train, rng), [0] * n_train)
+    val = image_set(smooth_blobs(n_train // 4, rng), [0] * (n_train // 4))
+    test = image_set(torch.cat([smooth_blobs(n_test, rng), -smooth_blobs(n_test, rng)]), [0] * n_test + [1] * n_test)
+    return train, val, test

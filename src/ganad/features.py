@@ -46,7 +46,10 @@ training size. `None` (the default) uses them all.
 
 from __future__ import annotations
 
+import io
+import json
 import socket
+import zipfile
 from abc import abstractmethod
 from pathlib import Path
 
@@ -304,7 +307,7 @@ class FeatureDetector(Method):
         return dict(self.model["selected"]) if self.model else {}
 
     def state_dict(self) -> dict:
-        return {"skops": skops.io.dumps(self.model) if self.model is not None else b""}
+        return {"skops": canonical_skops(skops.io.dumps(self.model)) if self.model is not None else b""}
 
     def load_state_dict(self, state: dict) -> None:
         self.model = load_skops(state["skops"]) if state["skops"] else None
@@ -386,6 +389,38 @@ class AlexNetFeatures:
 # skops refuses every type outside its trusted list; scikit-learn's tree nodes are the one extra type the
 # Isolation Forest needs. skops warns that their node indices are not bounds-checked, so they are checked here.
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def canonical_skops(blob: bytes) -> bytes:
+    """The same skops archive with the same bytes every time: skops names its entries and memo ids
+    after memory addresses and stamps the time, so an unchanged model would look changed to DVC."""
+    src = zipfile.ZipFile(io.BytesIO(blob))
+    schema = json.loads(src.read("schema.json"))
+    names, ids = set(src.namelist()), {}
+    files: dict[str, str] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    node[key] = ids.setdefault(value, len(ids))
+                elif key == "file" and isinstance(value, str) and value in names:
+                    node[key] = files.setdefault(value, f"{len(files)}{Path(value).suffix}")
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for old, new in files.items():
+            dst.writestr(zipfile.ZipInfo(new, date_time=(1980, 1, 1, 0, 0, 0)), src.read(old),
+                         compress_type=src.getinfo(old).compress_type)
+        dst.writestr(zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)),
+                     json.dumps(schema, indent=2), compress_type=src.getinfo("schema.json").compress_type)
+    return out.getvalue()
 
 
 def load_skops(blob: bytes):

@@ -74,6 +74,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimiser state tensor its parameter's memory layout. Files store tensors
+    contiguous; a channels-last parameter with contiguous moments makes fused Adam compute garbage,
+    since its kernel walks parameter and moments as one flat buffer."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    opt.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def _copy(state: dict) -> dict:
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -169,6 +180,11 @@ class NeuralMethod(Method):
             return {}
         return {"best_epoch": self.best["epoch"], "best_val_score": self.best["val_score"]}
 
+    def _restore_selected(self, selected: dict) -> None:
+        """After loading a model file: `selected()` says again which epoch the weights are from."""
+        if selected:
+            self.best = {"epoch": selected["best_epoch"], "val_score": selected["best_val_score"], "nets": None}
+
     @torch.no_grad()
     def map_batches(self, x: torch.Tensor, fn) -> list:
         """`fn` on eval-mode batches of `x`; the list of its results."""
@@ -186,11 +202,12 @@ class NeuralMethod(Method):
     # --- state ------------------------------------------------------------------------------------
 
     def model_state(self) -> dict:
-        return {"nets": {name: net.state_dict() for name, net in self.nets.items()}}
+        return {"nets": {name: net.state_dict() for name, net in self.nets.items()}, "selected": self.selected()}
 
     def load_model_state(self, state: dict) -> None:
         for name, net in self.nets.items():
             net.load_state_dict(state["nets"][name])
+        self._restore_selected(state["selected"])
 
     def state_dict(self) -> dict:
         return {**self.model_state(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -200,5 +217,6 @@ class NeuralMethod(Method):
         self.load_model_state(state)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+            _match_layouts(opt)
         self.best = state["best"]
         self.load_extra_state(state["extra"])

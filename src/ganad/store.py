@@ -83,7 +83,8 @@ def save(path: str | Path, tree: dict) -> Path:
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(tree, tensors)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "tree": json.dumps(skeleton, sort_keys=False)})
+    # one metadata entry: safetensors keeps metadata in a hash map, whose order is not fixed
+    save_file(tensors, str(tmp), metadata={"ganad": json.dumps({"format": FORMAT, "tree": skeleton})})
     os.replace(tmp, path)
     return path
 
@@ -95,12 +96,12 @@ def load(path: str | Path) -> dict:
         raise StoreError(f"'{path}' does not exist")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
+            meta = json.loads((f.metadata() or {}).get("ganad", "{}"))
             if meta.get("format") != FORMAT:
                 raise StoreError(f"'{path}' is a safetensors file of another format ({meta.get('format')!r}, "
                                  f"expected {FORMAT!r})")
             tensors = {key: f.get_tensor(key) for key in f.keys()}
-        return _decode(json.loads(meta["tree"]), tensors)
+        return _decode(meta["tree"], tensors)
     except StoreError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as exc:

@@ -147,7 +147,7 @@ class ADGAN(NeuralMethod):
                               update_params=cfg.update_params, workers=workers)
 
     def _search(self, images: ImageSet, progress: bool = False):
-        self.generator.eval()
+        self._mode(False)
         settings = self.search_settings(len(images) * self.config.n_seed)
         rng = torch.Generator().manual_seed(self.config.search_seed)
         bar = tqdm(total=len(images) * settings.n_seed, desc="adgan search", unit="pair", leave=False,
