@@ -4,6 +4,9 @@ Synthetic 32x32 images: normal = smooth, low-contrast cosine textures; anomalies
 = high-contrast textures of the same bases plus a checkerboard, so they differ
 inside the normal PCA subspace (where the classical detectors look) and outside
 it (what the VAE's reconstruction sees). Every fit takes well under a few seconds.
+
+What every method shares (fit and separate, save/load, same seed, resume, NaN stop, every params
+field refusing junk) is tests/test_methods.py; here are each method's own choices.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 
+from ganad import features
+from ganad.checks import PAPER_BANDWIDTHS, PAPER_COMPONENTS, PAPER_PCA_SIZES, ParamsError, build_config
+from ganad.features import WeightsUnavailable
 from ganad.images import ImageSet
-from ganad.methods import classical
-from ganad.methods.base import ParamsError, build_config
-from ganad.methods.classical import (GMM, IForest, KDE, KDEAlexNet, OCSVM, OCSVMAlexNet, PAPER_BANDWIDTHS,
-                                     PAPER_COMPONENTS, PAPER_PCA_SIZES, WeightsUnavailable)
-from ganad.methods.vae import VAE
+from ganad.methods.gmm.model import GMM
+from ganad.methods.iforest.model import IForest
+from ganad.methods.kde.model import KDE
+from ganad.methods.kde_alexnet.model import KDEAlexNet
+from ganad.methods.ocsvm.model import OCSVM
+from ganad.methods.ocsvm_alexnet.model import OCSVMAlexNet
+from ganad.methods.vae.model import VAE
 from ganad.training import TrainingRun
 
 CPU = torch.device("cpu")
@@ -109,24 +116,17 @@ def models(data):
     return get
 
 
-# --- every method separates the synthetic anomalies ---
+# --- the VAE's curves ---
 
-@pytest.mark.parametrize("cls", CLASSICAL, ids=lambda c: c.name)
-def test_classical_methods_separate_anomalies(cls, data, models):
-    method = models(cls)
-    scores = method.score(data["test"])
-    assert scores.shape == (len(data["test"]),) and np.all(np.isfinite(scores))
-    assert roc_auc_score(data["test"].labels, scores) > 0.95
-
-
-def test_vae_separates_anomalies_and_logs_every_epoch(data, vae_fit):
-    method, run = vae_fit
-    scores = method.score(data["test"])
-    assert np.all(np.isfinite(scores))
-    assert roc_auc_score(data["test"].labels, scores) > 0.9
+def test_vae_logs_its_elbo_terms_every_epoch(vae_fit):
+    _, run = vae_fit
     assert [h["epoch"] for h in run.history] == list(range(VAE_FAST["epochs"]))
-    assert {"train_loss", "train_rec", "train_kl", "val_neg_elbo", "obs_std"} <= set(run.history[-1])
+    assert set(run.history[-1]) == {"epoch", "train_loss", "train_rec", "train_kl", "val_score", "obs_std"}
+    for h in run.history:
+        assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"], rel=1e-9)
+        assert h["train_kl"] > 0 and h["obs_std"] > 0
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+    assert run.history[-1]["obs_std"] < run.history[0]["obs_std"]  # the calibrated sigma follows the error
 
 
 # --- model selection uses training / validation normal data only ---
@@ -185,11 +185,11 @@ def test_kde_matches_scikit_learn_kernel_density_and_grid_search():
     rng = np.random.default_rng(0)
     z = rng.standard_normal((150, 3)) * 4
     query = rng.standard_normal((40, 3)) * 6
-    ours = classical.gaussian_kde_logpdf(z, query, [2.0])[:, 0]
+    ours = features.gaussian_kde_logpdf(z, query, [2.0])[:, 0]
     np.testing.assert_allclose(ours, KernelDensity(bandwidth=2.0).fit(z).score_samples(query), rtol=1e-8)
     folds = KFold(10, shuffle=True, random_state=0)
     search = GridSearchCV(KernelDensity(), {"bandwidth": PAPER_BANDWIDTHS}, cv=folds).fit(z)
-    cv = classical.kde_cv_loglik(z, PAPER_BANDWIDTHS, 10, seed=0)
+    cv = features.kde_cv_loglik(z, PAPER_BANDWIDTHS, 10, seed=0)
     assert PAPER_BANDWIDTHS[int(np.argmax(cv))] == search.best_params_["bandwidth"]
     np.testing.assert_allclose(cv, 10 * search.cv_results_["mean_test_score"], rtol=1e-6)  # sum vs mean of folds
 
@@ -212,39 +212,20 @@ def test_ocsvm_gamma_is_tuned_on_training_data_only(data, models):
     assert scale.selected()["gamma"] != gamma
 
 
-# --- save / load and resume ---
+# --- resume ---
 
-@pytest.mark.parametrize("cls", CLASSICAL + [VAE], ids=lambda c: c.name)
-def test_save_load_round_trip_gives_identical_scores(cls, data, tmp_path, models, vae_fit):
-    method = vae_fit[0] if cls is VAE else models(cls)
-    path = tmp_path / f"{cls.name}.pt"
-    method.save(path)
-    loaded = cls.load(path, CPU)
-    np.testing.assert_array_equal(loaded.score(data["test"]), method.score(data["test"]))
-    assert loaded.selected() == method.selected()
-
-
-def test_classical_fit_resumes_from_its_checkpoint(data, tmp_path):
-    run = TrainingRun(tmp_path / "ckpt.pt", "fp")
+def test_classical_fit_resumes_from_its_checkpoint_without_refitting(data, tmp_path):
+    """The contract test refits with the same seed, which would give the same scores anyway; here the
+    second fit gets 5 images, and restores the first instead of fitting them."""
+    run = TrainingRun(tmp_path / "ckpt", "fp")
     first = make(KDE, seed=0)
     first.fit(data["train"], data["val"], run)
     assert len(run.history) == 1 and "val_score_mean" in run.history[0]
-    again = TrainingRun(tmp_path / "ckpt.pt", "fp")
+    again = TrainingRun(tmp_path / "ckpt", "fp")
     second = make(KDE, seed=0)
     second.fit(ImageSet(data["train"].x[:5], data["train"].labels[:5], data["train"].index[:5]), data["val"], again)
     assert len(again.history) == 1  # restored, not refitted on the 5 images
     np.testing.assert_array_equal(second.score(data["test"]), first.score(data["test"]))
-
-
-def test_vae_resumes_from_its_checkpoint(data, tmp_path):
-    torch.manual_seed(0)
-    short = make(VAE, **{**VAE_FAST, "epochs": 2})
-    short.fit(data["train"], data["val"], TrainingRun(tmp_path / "ckpt.pt", "fp"))
-    run = TrainingRun(tmp_path / "ckpt.pt", "fp")
-    longer = make(VAE, **{**VAE_FAST, "epochs": 3})
-    assert run.resume(longer) == 2
-    longer.fit(data["train"], data["val"], run)
-    assert [h["epoch"] for h in run.history] == [0, 1, 2]
 
 
 def test_vae_min_steps_raises_the_epoch_count(data):
@@ -299,7 +280,7 @@ def test_alexnet_feature_path_runs_with_stand_in_weights(data, monkeypatch):
     import torchvision
 
     torch.manual_seed(0)
-    monkeypatch.setattr(classical, "load_alexnet", lambda weights_dir, download: torchvision.models.alexnet().eval())
+    monkeypatch.setattr(features, "load_alexnet", lambda weights_dir, download: torchvision.models.alexnet().eval())
     few = {"train": ImageSet(data["train"].x[:24], data["train"].labels[:24], data["train"].index[:24]),
            "val": ImageSet(data["val"].x[:6], data["val"].labels[:6], data["val"].index[:6])}
     method = fitted(OCSVMAlexNet, few, seed=0, pca_sizes=[8])
@@ -309,23 +290,17 @@ def test_alexnet_feature_path_runs_with_stand_in_weights(data, monkeypatch):
                                                     data["test"].index[55:65]))))
 
 
-# --- params ---
+# --- params: each method's own rules (that every field refuses junk is the contract test's) ---
 
-@pytest.mark.parametrize("cls, section", [
-    (OCSVM, {"nu": 0}), (OCSVM, {"nu": 1.5}), (OCSVM, {"nu": -0.1}), (OCSVM, {"gamma": "auto"}),
-    (OCSVM, {"pca_criterion": "detector"}),
-    (KDE, {"pca_sizes": [-20]}), (KDE, {"pca_sizes": []}), (KDE, {"pca_sizes": [20.5]}),
-    (KDE, {"bandwidths": [0, 1]}), (KDE, {"cv_folds": 1}), (KDE, {"max_train": -5}), (KDE, {"max_train": 0}),
-    (KDE, {"seed": -1}), (KDE, {"bandwith": 2}),
-    (GMM, {"components": [0, 2]}), (GMM, {"covariance_type": "dense"}), (IForest, {"n_estimators": 0}),
-    (KDE, {"standardize": "yes"}), (IForest, {"blas_threads": 1.5}),
-    (KDEAlexNet, {"feature_batch_size": 0}), (KDEAlexNet, {"download": "yes"}),
-    (VAE, {"latent_dim": -1}), (VAE, {"epochs": 0}), (VAE, {"obs_std": -1.0}), (VAE, {"obs_std": "learned"}),
-    (VAE, {"score_samples": 0}), (VAE, {"min_steps": -1}),
-])
-def test_invalid_params_raise_params_error(cls, section):
-    with pytest.raises(ParamsError):
-        build_config(cls.Config, section, f"methods.{cls.name}")
+@pytest.mark.parametrize("cls, key, value", [
+    (OCSVM, "nu", 1.5), (OCSVM, "gamma", "auto"), (OCSVM, "pca_criterion", "detector"),
+    (KDE, "pca_sizes", [-20]), (KDE, "pca_sizes", [20.5]), (KDE, "bandwidths", [0, 1]), (KDE, "cv_folds", 1),
+    (GMM, "components", [0, 2]), (GMM, "covariance_type", "dense"),
+    (VAE, "obs_std", -1.0), (VAE, "obs_std", "learned"),
+], ids=lambda v: str(v) if not isinstance(v, type) else v.name)
+def test_method_specific_rules_refuse_values_by_name(cls, key, value):
+    with pytest.raises(ParamsError, match=rf"methods\.{cls.name}\.{key} = "):
+        build_config(cls.Config, {key: value}, f"methods.{cls.name}")
 
 
 def test_valid_edge_params_are_accepted():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ganad import kernels
+from ganad.methods.adgan import kernels
 
 BETAS, EPS = (0.5, 0.999), 1e-8
 

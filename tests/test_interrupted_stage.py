@@ -1,0 +1,69 @@
+"""A training stage killed with SIGKILL and run again ends exactly as an uninterrupted one.
+
+The stage runs as its own process (as `dvc repro` runs it), is killed in the middle of
+its second class, its outputs are deleted (as DVC does before a rerun) and it is run
+again: model files must be byte-identical to an uninterrupted run's, so nothing
+downstream reruns, and the training curves must hold every epoch of every class.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from conftest import ROOT
+from test_pipeline import invoke, prepare_data, workspace  # noqa: F401  (the workspace fixture)
+
+ARGS = ["--dataset", "mnist", "--protocol", "leave_one_class_out", "--method", "dcae"]
+EPOCHS = 8
+
+
+def train_process(cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "train.py"), *ARGS], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_sigkill_mid_stage_then_rerun_gives_identical_models_and_complete_curves(workspace, tmp_path):
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["methods"]["dcae"].update(epochs=EPOCHS, batch_size=64)
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare_data("leave_one_class_out")
+    reference = tmp_path / "reference"
+    shutil.copytree(workspace, reference)
+
+    # uninterrupted
+    done = train_process(reference)
+    assert done.wait(timeout=300) == 0, done.stdout.read()
+
+    # killed in the middle of class 3 (its checkpoint holds an epoch or more, not all of them)
+    run = train_process(workspace)
+    checkpoint = workspace / "data/checkpoints/mnist/leave_one_class_out/dcae/class3.safetensors"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, "the stage ended before it could be killed mid-class"
+    log = workspace / "reports/training/mnist/leave_one_class_out/dcae/class3/plots/metrics/train_loss.tsv"
+    assert len(log.read_text().splitlines()) - 1 < EPOCHS  # really cut short
+
+    shutil.rmtree(workspace / "models")  # what DVC does to a stage's outputs before it runs it again
+    again = train_process(workspace)
+    assert again.wait(timeout=300) == 0, again.stdout.read()
+
+    models = "models/mnist/leave_one_class_out/dcae"
+    assert files(workspace / models) == files(reference / models) and files(workspace / models)
+    curves = "reports/training/mnist/leave_one_class_out/dcae"
+    assert files(workspace / curves) == files(reference / curves)
+    for cls in (0, 3):
+        lines = (workspace / curves / f"class{cls}/plots/metrics/val_score.tsv").read_text().splitlines()
+        assert [line.split("\t")[0] for line in lines[1:]] == [str(e) for e in range(EPOCHS)]
