@@ -13,7 +13,7 @@ process (`--no-speed-check` skips it), so the speed-up is measured beside the AU
 
 Speed (`--speed`): times a plain ADAE step (float32 contiguous tensors, default
 Adam, the textbook two-loss code with a second forward of G(X) through D) against
-the step `ganad.methods.adae.ADAE` takes, in interleaved rounds within one process
+the step `ganad.methods.adae.model.ADAE` takes, in interleaved rounds within one process
 so that both see the same machine load; prints images/s (wall and per CPU-second)
 of each and the ratio, and checks first that both give the same update.
 
@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ganad import nets  # noqa: E402
 from ganad.images import ImageSet, resize_uint8, to_nchw, to_unit_range  # noqa: E402
-from ganad.methods.adae import ADAE, ADAEConfig, adae_losses, balanced_lrs, per_image_l1, torch_threads  # noqa: E402
+from ganad.methods.adae import Config as ADAEConfig  # noqa: E402
+from ganad.methods.adae.model import ADAE, adae_losses, balanced_lrs  # noqa: E402
+from ganad.neural import per_image_l1, torch_threads  # noqa: E402
 from ganad.paper import PAPER_AUROC  # noqa: E402
 from ganad.protocols import PROTOCOLS, leave_one_class_out  # noqa: E402
 from ganad.sources import load_npz  # noqa: E402
@@ -99,6 +101,21 @@ def _grads(net):
     return torch.cat([p.grad.flatten() for p in net.parameters()])
 
 
+def optimised_step(cfg: ADAEConfig, channels: int, state: dict):
+    """`ADAE.train_step` from the weights `state` ({"G", "D"}), fed as the epoch loop feeds it: nets in
+    train mode, each batch moved to the method's memory format (`NeuralMethod._input`)."""
+    m = ADAE(cfg, channels, torch.device("cpu"))
+    m.G.load_state_dict(state["G"])
+    m.D.load_state_dict(state["D"])
+    m._mode(True)
+
+    def step(x: torch.Tensor) -> dict[str, float]:
+        return m.train_step(m._input(x))
+
+    step.method = m
+    return step
+
+
 def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: bool, seed: int) -> None:
     torch.manual_seed(seed)
     channels = x.shape[1]
@@ -109,10 +126,10 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
 
     # Same update? One step of each from the same weights on the same batch.
     plain = PlainStep(cfg, channels, state)
-    check = ADAE(cfg, channels, torch.device("cpu"))
-    check.load_state_dict({**state, "opt_g": check.opt_g.state_dict(), "opt_d": check.opt_d.state_dict()})
+    check_step = optimised_step(cfg, channels, state)
+    check = check_step.method
     plain(batch[0])
-    check.train_step(batch[0])
+    check_step(batch[0])
     # The scale of float32 rounding here: the same gradients in float64.
     G64 = nets.AutoEncoder(channels, cfg.latent_dim, cfg.width).double()
     D64 = nets.AutoEncoder(channels, cfg.latent_dim, cfg.width).double()
@@ -137,12 +154,8 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
         for name, kw in [("one D pass", dict(channels_last=False, adam="loop")),
                          ("+ fused Adam", dict(channels_last=False, adam="fused")),
                          ("+ channels_last", dict(channels_last=True, adam="fused"))]:
-            m = ADAE(ADAEConfig(**{**cfg.__dict__, **kw}), channels, torch.device("cpu"))
-            m.load_state_dict({**state, "opt_g": m.opt_g.state_dict(), "opt_d": m.opt_d.state_dict()})
-            variants[name] = m.train_step
-    m = ADAE(cfg, channels, torch.device("cpu"))
-    m.load_state_dict({**state, "opt_g": m.opt_g.state_dict(), "opt_d": m.opt_d.state_dict()})
-    variants["optimised"] = m.train_step
+            variants[name] = optimised_step(ADAEConfig(**{**cfg.__dict__, **kw}), channels, state)
+    variants["optimised"] = optimised_step(cfg, channels, state)
 
     print(f"timing: width {cfg.width}, batch {bs}, {channels} channel(s), threads {torch.get_num_threads()}, "
           f"{rounds} interleaved rounds x {steps} steps; optimised = channels_last {cfg.channels_last}, "

@@ -28,8 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 import torch
 
-from ganad import kernels, nets
-from ganad.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
+from ganad import nets
+from ganad.methods.adgan import kernels
+from ganad.methods.adgan.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
 
 LATENT, WIDTH, N_SEED, K = 256, 64, 64, 5
 

@@ -255,8 +255,9 @@ def test_min_steps_raises_epochs():
 
 
 def test_resume_restores_the_critic_step_count(easy, tmp_path):
-    """4 critic steps an epoch and n_critic 3: when the generator steps depends on the count carried over
-    from earlier epochs, which the checkpoint must keep (the contract's settings make it a multiple)."""
+    """4 critic steps an epoch and n_critic 3: which critic steps the generator follows depends on the count
+    carried over from earlier epochs, so the checkpoint must keep it. (In the contract test an epoch is a
+    multiple of n_critic critic steps, where a lost count would go unnoticed.)"""
     train, val, _ = easy
     train = subset(train, np.arange(128))
     full = make(epochs=3, n_critic=3)

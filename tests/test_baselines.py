@@ -123,7 +123,7 @@ def test_vae_logs_its_elbo_terms_every_epoch(vae_fit):
     assert [h["epoch"] for h in run.history] == list(range(VAE_FAST["epochs"]))
     assert set(run.history[-1]) == {"epoch", "train_loss", "train_rec", "train_kl", "val_score", "obs_std"}
     for h in run.history:
-        assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"], rel=1e-9)
+        assert h["train_loss"] == pytest.approx(h["train_rec"] + h["train_kl"], rel=1e-6)  # float32 sums
         assert h["train_kl"] > 0 and h["obs_std"] > 0
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
     assert run.history[-1]["obs_std"] < run.history[0]["obs_std"]  # the calibrated sigma follows the error

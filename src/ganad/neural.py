@@ -109,7 +109,7 @@ class NeuralMethod(Method):
 
     # --- what a method writes ---------------------------------------------------------------------
 
-    def train_step(self, x: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         """One update on batch `x` (on the device); returns the step's losses as floats."""
         raise NotImplementedError
 

@@ -22,7 +22,7 @@ by it).
 Scoring (`score: reconstruction`, the paper's): for each image, `n_seed` latents from
 the training prior are searched for k Adam steps on z and on a private copy of the
 generator's parameters; the score is the mean final squared-L2 loss (see
-`ganad.search` for the exact definition and the batched implementation). The
+`search.py` beside this module for the exact definition and the batched implementation). The
 alternatives of the paper's Section 3.2 / 4.3: `critic`, the negative critic output
 (the critic is high on real data, so its negation is high on anomalies), and `prior`,
 the negative mean log N(z_k; 0, I) of the final latents of the same search.
@@ -87,7 +87,7 @@ class ADGAN(NeuralMethod):
         grad, = torch.autograd.grad(self._critic(mix).sum(), mix, create_graph=True)
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
-    def train_step(self, real: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, real: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         """One critic step on a real batch; every n_critic-th critic step (counted across epochs), a
         generator step."""
         cfg = self.config

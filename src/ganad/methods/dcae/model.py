@@ -24,7 +24,7 @@ class DCAE(NeuralMethod):
         self.opt = self.adam(self.net)
         self.nets, self.optimizers = {"net": self.net}, {"net": self.opt}
 
-    def train_step(self, x: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         loss = per_image_mse(self.net(x), x).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -87,7 +87,7 @@ class VAE(NeuralMethod):
         self.nets, self.optimizers = {"net": self.net}, {"net": self.opt}
         self._sq_sum = 0.0  # the epoch's squared reconstruction errors, for the running sigma
 
-    def train_step(self, x: torch.Tensor, epoch: int, step: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         dims = x[0].numel()
         # forward: one reparametrised posterior draw per image
         mu, logvar = self.net.posterior(x)
