@@ -43,8 +43,6 @@ from ganad.protocols import PROTOCOLS, leave_one_class_out  # noqa: E402
 from ganad.sources import load_npz  # noqa: E402
 from ganad.training import TrainingRun  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/datasets/mnist.npz"
-
 
 def load_mnist(path: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pooled [official train | official test] images as uint8 (N, 1, 32, 32), and labels."""
@@ -83,7 +81,10 @@ class PlainStep:
         fake_rec_d = per_image_l1(fake.detach(), self.D(fake.detach())).mean()
         loss_d = real_rec - fake_rec_d
         loss_g = per_image_l1(x, fake).mean() + per_image_l1(fake, self.D(fake)).mean()
-        lr_d, lr_g = balanced_lrs(self.cfg.lr, self.cfg.slope, real_rec.item(), fake_rec_d.item(), self.cfg.balance)
+        if self.cfg.balance not in ("lr", "none"):
+            raise click.UsageError("the plain step is the paper's (balance lr or none); the speed check needs one")
+        slope = self.cfg.slope / 2 if self.cfg.slope_units == "unit" else self.cfg.slope
+        lr_d, lr_g = balanced_lrs(self.cfg.lr, slope, real_rec.item(), fake_rec_d.item(), self.cfg.balance == "lr")
         self.opt_d.param_groups[0]["lr"] = lr_d
         self.opt_g.param_groups[0]["lr"] = lr_g
         self.opt_d.zero_grad()
@@ -241,7 +242,8 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
 
 
 @click.command()
-@click.option("--data", default=DEFAULT_DATA, show_default=True, help="MNIST npz (x_train, y_train, x_test, y_test)")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False),
+              required=True, help="MNIST npz (x_train, y_train, x_test, y_test), e.g. a local copy of MNIST")
 @click.option("--classes", default="9", show_default=True, help="anomalous classes, comma-separated")
 @click.option("--epochs", default=5, show_default=True, type=int)
 @click.option("--train-size", default=None, type=int, help="random subset of the training normals")
@@ -250,7 +252,8 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
 @click.option("--latent-dim", default=32, show_default=True, type=int)
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--lr", default=1e-5, show_default=True, type=float)
-@click.option("--balance/--no-balance", default=True, show_default=True)
+@click.option("--balance", default="lr", show_default=True, type=click.Choice(["lr", "gaia", "began", "none"]))
+@click.option("--slope-units", default="image", show_default=True, type=click.Choice(["image", "unit"]))
 @click.option("--select", default="last", show_default=True, type=click.Choice(["last", "best_val"]),
               help="weights scored: last epoch (paper) or lowest normal-validation score")
 @click.option("--channels-last/--contiguous", default=True, show_default=True)
@@ -264,12 +267,12 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
 @click.option("--ablation", is_flag=True, help="with --speed: also time each optimisation on its own")
 @click.option("--rounds", default=5, show_default=True, type=int, help="--speed: interleaved rounds")
 @click.option("--steps", default=3, show_default=True, type=int, help="--speed: steps per variant and round")
-def main(data, classes, epochs, train_size, test_size, width, latent_dim, batch_size, lr, balance, select,
+def main(data, classes, epochs, train_size, test_size, width, latent_dim, batch_size, lr, balance, slope_units, select,
          channels_last, adam, compile_, threads, seed, speed_mode, speed_check, ablation, rounds, steps):
     """ADAE on MNIST, leave one class out: AUROC vs the paper, or (--speed) step throughput."""
     cfg = ADAEConfig(latent_dim=latent_dim, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
-                     balance=balance, select=select, channels_last=channels_last, adam=adam, compile=compile_,
-                     threads=threads)
+                     balance=balance, slope_units=slope_units, select=select, channels_last=channels_last, adam=adam,
+                     compile=compile_, threads=threads)
     with torch_threads(threads):
         if speed_mode:
             images, _ = load_mnist(data, limit=batch_size * 8)

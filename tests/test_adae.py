@@ -53,14 +53,6 @@ def mae(a, b):
     return torch.stack([(ai - bi).abs().mean() for ai, bi in zip(a, b)]).mean()
 
 
-def reference(G, D, x):
-    """The paper's two losses, each on its own graph, as plain torch code."""
-    fake = G(x)
-    loss_d = mae(x, D(x)) - mae(fake.detach(), D(fake.detach()))
-    loss_g = mae(x, fake) + mae(fake, D(fake))
-    return loss_d, loss_g
-
-
 def grads(net):
     return [p.grad.detach().clone() for p in net.parameters()]
 
@@ -69,30 +61,89 @@ def params(net):
     return [p.detach().clone() for p in net.parameters()]
 
 
-@pytest.mark.parametrize("balance", [True, False])
-def test_losses_and_balanced_learning_rates_match_hand_computed(balance):
-    m = make(lr=1e-3, slope=20.0, balance=balance)
+def reference(G, D, x, w=1.0, joint=False):
+    """The paper's two losses, D's fake term weighted by w, each on its own graph, as plain torch code."""
+    fake = G(x)
+    if joint:
+        out = D(torch.cat([x, fake.detach()]))
+        d_real, d_fake = out[:len(x)], out[len(x):]
+    else:
+        d_real, d_fake = D(x), D(fake.detach())
+    loss_d = mae(x, d_real) - w * mae(fake.detach(), d_fake)
+    g_fake = D(torch.cat([x, fake]))[len(x):] if joint else D(fake)
+    loss_g = mae(x, fake) + mae(fake, g_fake)
+    return loss_d, loss_g
+
+
+def expected_balance(variant, units, real, fake, lr, k=0.0):
+    """(w, lr_d, lr_g) from the definitions, written out: slope 20 in [0, 1] units is 10 on [-1, 1] errors."""
+    s = 10.0 if units == "unit" else 20.0
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    lrs = (lr * sig(s * (real - fake)), lr * sig(-s * (real - fake))) if variant in ("lr", "gaia") else (lr, lr)
+    gate = min(max(sig(s * (0.5 * fake - real)), 0.0), 0.9)
+    w = {"lr": 1.0, "none": 1.0, "gaia": max(gate, 1e-3), "began": max(k, 1e-3)}  # floored: see WEIGHT_FLOOR
+    return (w[variant], *lrs)
+
+
+@pytest.mark.parametrize("bn", ["separate", "joint"])
+@pytest.mark.parametrize("variant, units", [("lr", "image"), ("lr", "unit"), ("gaia", "unit"), ("gaia", "image"),
+                                            ("began", "unit"), ("none", "unit")])
+def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradients(variant, units, bn):
+    m = make(lr=1e-3, slope=20.0, balance=variant, slope_units=units, bn=bn, channels_last=False, adam="loop")
+    m.k = 0.3 if variant == "began" else 0.0
     m._mode(True)  # what the epoch loop does before the steps
     x = batch()
     G, D = copy.deepcopy(m.G), copy.deepcopy(m.D)  # train mode: outputs use batch statistics
     with torch.no_grad():
         fake = G(x)
-        real_rec, fake_rec, gen_rec = mae(x, D(x)), mae(fake, D(fake)), mae(x, fake)
-    out = m.train_step(m._input(x))
-    torch.testing.assert_close(out["real_rec"], real_rec.item(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out["fake_rec"], fake_rec.item(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out["gen_rec"], gen_rec.item(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out["loss_d"], (real_rec - fake_rec).item(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(out["loss_g"], (gen_rec + fake_rec).item(), rtol=1e-5, atol=1e-6)
-    r = real_rec - fake_rec
-    want_d = 1e-3 * torch.sigmoid(20.0 * r).item() if balance else 1e-3
-    want_g = 1e-3 * torch.sigmoid(-20.0 * r).item() if balance else 1e-3
-    torch.testing.assert_close(out["lr_d"], want_d, rtol=1e-5, atol=0.0)
-    torch.testing.assert_close(out["lr_g"], want_g, rtol=1e-5, atol=0.0)
-    assert m.opt_d.param_groups[0]["lr"] == out["lr_d"] and m.opt_g.param_groups[0]["lr"] == out["lr_g"]
-    if balance:  # the lrs differ unless r is exactly 0, and always sum to lr
-        assert out["lr_d"] != out["lr_g"]
-        assert out["lr_d"] + out["lr_g"] == pytest.approx(1e-3)
+        out = D(torch.cat([x, fake])) if bn == "joint" else None
+        d_real, d_fake = (out[:len(x)], out[len(x):]) if bn == "joint" else (D(x), D(fake))
+        real, fake_rec, gen = mae(x, d_real).item(), mae(fake, d_fake).item(), mae(x, fake).item()
+    w, lr_d, lr_g = expected_balance(variant, units, real, fake_rec, 1e-3, k=0.3)
+    loss_d, loss_g = reference(G, D, x, w, bn == "joint")
+    ref_d = torch.autograd.grad(loss_d, list(D.parameters()), retain_graph=True)
+    ref_g = torch.autograd.grad(loss_g, list(G.parameters()))
+    step = m.train_step(m._input(x))
+    for key, want in [("real_rec", real), ("fake_rec", fake_rec), ("gen_rec", gen), ("loss_d", real - w * fake_rec),
+                      ("loss_g", gen + fake_rec)]:
+        assert step[key] == pytest.approx(want, rel=1e-5, abs=1e-6), key
+    assert step["lr_d"] == pytest.approx(lr_d, rel=1e-6) and step["lr_g"] == pytest.approx(lr_g, rel=1e-6)
+    assert m.opt_d.param_groups[0]["lr"] == step["lr_d"] and m.opt_g.param_groups[0]["lr"] == step["lr_g"]
+    assert step.get("fake_weight", 1.0) == pytest.approx(w, rel=1e-6)
+    for got, want in zip(grads(m.D), ref_d):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    for got, want in zip(grads(m.G), ref_g):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    if variant == "began":  # k moves by lambda (gamma L_real - L_fake), clipped to [0, 1]
+        assert m.k == pytest.approx(min(max(0.3 + 0.001 * (0.5 * real - fake_rec), 0), 1))
+
+
+def test_the_gaia_gate_is_zero_while_d_fails_on_real_images_and_at_most_0_9():
+    from ganad.methods.adae.model import gaia_gate
+
+    assert gaia_gate(real_rec=0.8, fake_rec=0.1, slope=10.0) < 1e-3  # D reconstructs real images much worse
+    assert gaia_gate(real_rec=0.4, fake_rec=0.45, slope=10.0) < 0.2  # the degraded regime: just above real
+    assert gaia_gate(real_rec=0.01, fake_rec=1.0, slope=10.0) == 0.9  # capped
+    assert gaia_gate(real_rec=0.25, fake_rec=0.5, slope=10.0) == pytest.approx(0.5)  # sigma 0.5: the midpoint
+    values = [gaia_gate(r, 0.5, 10.0) for r in np.linspace(0, 1, 11)]
+    assert all(a >= b for a, b in zip(values, values[1:])) and max(values) <= 0.9
+
+
+def test_the_joint_batchnorm_pass_is_d_on_the_concatenated_batch():
+    from ganad.methods.adae.model import adae_forward
+
+    m = make(bn="joint", channels_last=False)
+    m._mode(True)
+    x = batch()
+    G, D = copy.deepcopy(m.G), copy.deepcopy(m.D)
+    real_rec, fake_rec, _, _ = adae_forward(m.G, m.D, x, joint_bn=True)
+    with torch.no_grad():
+        fake = G(x)
+        out = D(torch.cat([x, fake]))
+    assert real_rec.item() == pytest.approx(mae(x, out[:8]).item(), rel=1e-6)
+    assert fake_rec.item() == pytest.approx(mae(fake, out[8:]).item(), rel=1e-6)
+    separate, _, _, _ = adae_forward(copy.deepcopy(G), copy.deepcopy(D), x, joint_bn=False)
+    assert separate.item() != pytest.approx(real_rec.item(), rel=1e-6)  # the BatchNorm statistics differ
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["channels_last+fused", "contiguous+loop"])
@@ -137,9 +188,9 @@ def test_d_update_equals_adam_step_on_l_d_alone():
     opt_d.step()
     opt_g.step()
     for a, b in zip(params(D), params(m.D)):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
     for a, b in zip(params(G), params(m.G)):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
 
 
 def test_short_training_logs_adae_terms_and_reduces_reconstruction_errors(easy):

@@ -132,7 +132,8 @@ def test_dvc_config_never_phones_home():
     ("vae", "epochs", 3.0, "a positive integer"),
     ("adgan", "n_seed", True, "a positive integer"),
     ("adae", "lr", float("nan"), "a finite number > 0"),
-    ("adae", "balance", "yes", "true or false"),
+    ("adae", "balance", "yes", r"one of \['lr', 'gaia', 'began', 'none'\]"),
+    ("adae", "slope_units", "pixels", r"one of \['unit', 'image'\]"),
     ("kde", "pca_sizes", [4, 0], "a non-empty list of positive integers"),
 ])
 def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, value, allowed):

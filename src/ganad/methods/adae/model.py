@@ -7,10 +7,26 @@ error averaged over the batch:
     L_D = |X - D(X)| - |G(X) - D(G(X))|      (G(X) detached: only D learns)
     L_G = |X - G(X)| + |G(X) - D(G(X))|      (only G learns)
 
-Learning rates are balanced at every step as in GAIA (Sainburg et al.), which the
-paper cites: with r = |X - D(X)| - |G(X) - D(G(X))| (batch means, no gradient),
-lr_D = lr * sigmoid(slope * r) and lr_G = lr * sigmoid(-slope * r); the network
-that is losing speeds up. `balance: false` gives both networks `lr`.
+Balancing (`balance`), after GAIA (Sainburg et al.), which the paper cites, and
+BEGAN, whose autoencoder discriminator ADAE builds on. With r = |X - D(X)| -
+|G(X) - D(G(X))| (batch means, no gradient):
+
+- `lr` (the paper's text): lr_D = lr * sigmoid(s * r), lr_G = lr * sigmoid(-s * r);
+  the network that is losing speeds up.
+- `gaia` (GAIA's code): the same learning rates, and D's fake term weighted by
+  w = clip(sigmoid(s * (gate_sigma * |G(X) - D(G(X))| - |X - D(X)|)), 0, gate_max),
+  so that D tries to fail on G(X) only once it reconstructs real images well
+  (GAIA network.py 99-108; w is detached here, the gradient through it is not taken):
+  L_D = |X - D(X)| - w |G(X) - D(G(X))|.
+- `began` (BEGAN's k_t): fixed learning rates, L_D = |X - D(X)| - k |G(X) - D(G(X))|,
+  k starting at 0 and after every step k <- clip(k + began_lambda * (began_gamma *
+  |X - D(X)| - |G(X) - D(G(X))|), 0, 1).
+- `none`: fixed learning rates, weight 1.
+
+s is `slope` in the units `slope_units` names: `unit`, errors of images in [0, 1]
+(GAIA's units, where its slope is 20), so on ganad's [-1, 1] images s = slope / 2;
+or `image`, errors of ganad's [-1, 1] images as they are.
+L_G is the paper's in every variant.
 
 Score: A(x) = ||x - D(G(x))||_2 per image, BatchNorm in eval mode.
 
@@ -21,10 +37,15 @@ Choices that are ours (the paper has no code):
   one forward pass of G(X) through D serve both losses: a gradient-reversal on
   G(X) in the adversarial term makes a single backward pass of
   `L_D + |X - G(X)|` give D exactly dL_D/dD and G exactly dL_G/dG (proved
-  against the two separate losses in tests/test_adae.py). BatchNorm in D sees
-  the real batch and the generated batch in separate forward passes, as with two
-  separate losses; its running statistics (used when scoring) thus average over
-  both kinds of batch.
+  against the two separate losses in tests/test_adae.py). With a fake-term weight
+  w, the gradient at G(X) is scaled by -1/w instead and D's term is multiplied by
+  w: D gets -w dL_fake, G still +dL_fake. w is floored at 1e-3 (`WEIGHT_FLOOR`) so
+  that -1/w stays finite: BEGAN's k = 0 leaves D a weight of 1e-3, not 0. `bn: separate` (default)
+  puts the real batch and the generated batch through D in separate forward passes,
+  as with two separate losses, so D's BatchNorm running statistics (used when
+  scoring) average over both kinds of batch; `bn: joint` puts them through D as one
+  concatenated batch, as BEGAN's code does, and takes each network's gradient of its
+  own loss from that one pass (two backward passes).
 - The last incomplete batch of an epoch is dropped (`drop_last`), so every
   BatchNorm batch has `batch_size` images; batches are reshuffled every epoch.
 - `select: best_val` (the skeleton's, `ganad.neural`) keeps the weights of the epoch
@@ -53,37 +74,66 @@ from ...images import ImageSet
 from ...neural import NeuralMethod, per_image_l1, per_image_l2
 from . import Config
 
+WEIGHT_FLOOR = 1e-3  # smallest fake-term weight, so that the gradient scale -1/w stays finite
 
-class _ReverseGrad(torch.autograd.Function):
-    """Identity forward, negated gradient backward."""
+
+class GradScale:
+    """The factor a `ScaledGrad` multiplies its gradient by; set before the backward pass."""
+
+    def __init__(self, value: float = -1.0):
+        self.value = value
+
+
+class _ScaledGrad(torch.autograd.Function):
+    """Identity forward; gradient times `scale.value` backward (-1: a gradient reversal)."""
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, scale):
+        ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad
+        return grad * ctx.scale.value, None
+
+
+def scaled_grad(x: torch.Tensor, scale: GradScale) -> torch.Tensor:
+    return _ScaledGrad.apply(x, scale)
 
 
 def reverse_grad(x: torch.Tensor) -> torch.Tensor:
-    return _ReverseGrad.apply(x)
+    return scaled_grad(x, GradScale(-1.0))
+
+
+def adae_forward(G: torch.nn.Module, D: torch.nn.Module, x: torch.Tensor, joint_bn: bool = False):
+    """The three reconstruction terms (batch means) of one forward pass, and the gradient scale at G(X).
+
+    Returns (real_rec, fake_rec, gen_rec, scale): real_rec = |X - D(X)|, fake_rec =
+    |G(X) - D(G(X))|, gen_rec = |X - G(X)|. With separate BatchNorm passes G(X) enters D
+    through `scaled_grad`: with `scale.value` = -1/w, the backward pass of
+    `real_rec - w * fake_rec + gen_rec` leaves d(real_rec - w fake_rec)/dtheta_D in D's grads
+    and d(gen_rec + fake_rec)/dtheta_G in G's. With `joint_bn` (one BatchNorm batch of real and
+    generated images, as BEGAN) real_rec depends on G(X) through the batch statistics, so no
+    single backward pass separates the two losses: `scale` is None and the step takes each
+    network's gradient of its own loss from the same graph.
+    """
+    fake = G(x)
+    if joint_bn:
+        out = D(torch.cat([x, fake]))
+        d_real, d_fake = out[:len(x)], out[len(x):]
+        scale, fake_in = None, fake
+    else:
+        scale = GradScale()
+        fake_in = scaled_grad(fake, scale)
+        d_real, d_fake = D(x), D(fake_in)
+    return (per_image_l1(x, d_real).mean(), per_image_l1(fake_in, d_fake).mean(), per_image_l1(x, fake).mean(),
+            scale)
 
 
 def adae_losses(G: torch.nn.Module, D: torch.nn.Module, x: torch.Tensor):
-    """The three reconstruction terms (batch means) and the scalar whose gradient trains both nets.
-
-    Returns (real_rec, fake_rec, gen_rec, objective): real_rec = |X - D(X)|,
-    fake_rec = |G(X) - D(G(X))|, gen_rec = |X - G(X)|. `objective.backward()` leaves
-    dL_D/dtheta_D in D's grads and dL_G/dtheta_G in G's: D's parameters see
-    real_rec - fake_rec (gen_rec does not touch D); G sees gen_rec and, through the
-    reversed G(X), +fake_rec (real_rec does not touch G).
-    """
-    fake = G(x)
-    real_rec = per_image_l1(x, D(x)).mean()
-    fake_rev = reverse_grad(fake)
-    fake_rec = per_image_l1(fake_rev, D(fake_rev)).mean()
-    gen_rec = per_image_l1(x, fake).mean()
+    """The paper's losses with weight 1 on D's fake term: (real_rec, fake_rec, gen_rec, objective), where
+    `objective.backward()` gives D dL_D and G dL_G (see `adae_forward`)."""
+    real_rec, fake_rec, gen_rec, _ = adae_forward(G, D, x)
     return real_rec, fake_rec, gen_rec, real_rec - fake_rec + gen_rec
 
 
@@ -102,6 +152,17 @@ def balanced_lrs(lr: float, slope: float, real_rec: float, fake_rec: float, bala
     return lr * sigmoid(slope * r), lr * sigmoid(-slope * r)
 
 
+def gaia_gate(real_rec: float, fake_rec: float, slope: float, sigma: float = 0.5, ceiling: float = 0.9) -> float:
+    """GAIA's weight on D's fake term: ~0 while D reconstructs real images worse than sigma x its error on
+    fakes, rising to `ceiling` once it reconstructs them much better."""
+    return min(max(sigmoid(slope * (sigma * fake_rec - real_rec)), 0.0), ceiling)
+
+
+def began_k(k: float, real_rec: float, fake_rec: float, gamma: float, lam: float) -> float:
+    """BEGAN's proportional control of D's fake-term weight: k + lam (gamma L_real - L_fake), clipped to [0, 1]."""
+    return min(max(k + lam * (gamma * real_rec - fake_rec), 0.0), 1.0)
+
+
 class ADAE(NeuralMethod):
     name = "adae"
     Config = Config
@@ -118,26 +179,64 @@ class ADAE(NeuralMethod):
         self.nets = {"G": self.G, "D": self.D}
         self.opt_g, self.opt_d = self.adam(self.G), self.adam(self.D)
         self.optimizers = {"G": self.opt_g, "D": self.opt_d}
-        self._losses = torch.compile(adae_losses) if config.compile else adae_losses
+        self._forward = torch.compile(adae_forward) if config.compile else adae_forward
+        self.k = 0.0  # BEGAN's fake-term weight (balance: began)
+
+    @property
+    def slope(self) -> float:
+        """The sigmoid slope on ganad's errors ([-1, 1] images)."""
+        return self.config.slope / 2 if self.config.slope_units == "unit" else self.config.slope
+
+    def fake_weight(self, real: float, fake: float) -> float:
+        """The weight of D's fake term for this step."""
+        cfg = self.config
+        if cfg.balance == "gaia":
+            return gaia_gate(real, fake, self.slope, cfg.gate_sigma, cfg.gate_max)
+        if cfg.balance == "began":
+            return self.k
+        return 1.0
 
     def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         """One simultaneous update of G and D on batch `x`; returns the step's losses and learning rates."""
         cfg = self.config
         # forward: the three reconstruction errors, one pass of G(X) through D
-        real_rec, fake_rec, gen_rec, objective = self._losses(self.G, self.D, x)
+        real_rec, fake_rec, gen_rec, scale = self._forward(self.G, self.D, x, cfg.bn == "joint")
         real, fake, gen = real_rec.item(), fake_rec.item(), gen_rec.item()
-        # balance: each network's learning rate from how far D's two errors are apart
-        lr_d, lr_g = balanced_lrs(cfg.lr, cfg.slope, real, fake, cfg.balance)
+        # balance: D's fake-term weight and each network's learning rate, from D's two errors
+        w = self.fake_weight(real, fake)
+        if w != 1.0:
+            w = max(w, WEIGHT_FLOOR)
+        lr_d, lr_g = balanced_lrs(cfg.lr, self.slope, real, fake, cfg.balance in ("lr", "gaia"))
         for opt, lr in ((self.opt_d, lr_d), (self.opt_g, lr_g)):
             opt.zero_grad(set_to_none=True)
             for group in opt.param_groups:
                 group["lr"] = lr
-        # update: one backward pass gives both gradients, then both networks step
-        objective.backward()
+        # update: both gradients at the same parameters, then both networks step
+        if scale is None:  # joint BatchNorm pass: each network's gradient of its own loss
+            d_grads = torch.autograd.grad(real_rec - w * fake_rec, list(self.D.parameters()), retain_graph=True)
+            g_grads = torch.autograd.grad(gen_rec + fake_rec, list(self.G.parameters()))
+            for net, grads in ((self.D, d_grads), (self.G, g_grads)):
+                for p, g in zip(net.parameters(), grads):
+                    p.grad = g
+        else:  # one backward pass gives both
+            if w != 1.0:
+                scale.value = -1.0 / w
+            (real_rec - fake_rec + gen_rec if w == 1.0 else real_rec - w * fake_rec + gen_rec).backward()
         self.opt_d.step()
         self.opt_g.step()
-        return {"loss_d": real - fake, "loss_g": gen + fake, "real_rec": real, "fake_rec": fake, "gen_rec": gen,
-                "lr_d": lr_d, "lr_g": lr_g}
+        out = {"loss_d": real - w * fake, "loss_g": gen + fake, "real_rec": real, "fake_rec": fake, "gen_rec": gen,
+               "lr_d": lr_d, "lr_g": lr_g}
+        if cfg.balance in ("gaia", "began"):
+            out["fake_weight"] = w
+        if cfg.balance == "began":
+            self.k = began_k(self.k, real, fake, cfg.began_gamma, cfg.began_lambda)
+        return out
+
+    def extra_state(self) -> dict:
+        return {"k": self.k}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.k = float(state["k"])
 
     def score_batch(self, x: torch.Tensor) -> torch.Tensor:
         """A(x) = ||x - D(G(x))||_2 per image."""
