@@ -179,10 +179,10 @@ def main(data, variants, classes, seeds, split_seed, leaky, epochs, width, laten
                 "lr": lr, "select": select, "threads": 0}
         threads = max(1, (os.cpu_count() or 1) // jobs)
         todo = []
-        for variant in variants.split(","):
-            variant_params(variant)
-            for seed in (int(s) for s in seeds.split(",")):
-                for cls in (int(c) for c in classes.split(",")):
+        for seed in (int(s) for s in seeds.split(",")):  # variants innermost: paired runs finish together
+            for cls in (int(c) for c in classes.split(",")):
+                for variant in variants.split(","):
+                    variant_params(variant)
                     if (out / run_name(variant, leaky) / f"class{cls}_seed{seed}.json").is_file():
                         continue
                     todo.append({"variant": variant, "cls": cls, "seed": seed, "split_seed": split_seed, "leaky": leaky,
