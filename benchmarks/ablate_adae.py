@@ -124,7 +124,7 @@ def summarise(out: Path) -> str:
              "validation score); `oracle` columns use test labels per epoch and are for reading only: no result",
              "may be chosen by them.", "",
              "| variant | class | seed | updates | AUROC | paper | val-chosen epoch | oracle best epoch (AUROC) | "
-             "AUROC over epochs (min-max) | real_rec first -> last | fake_rec last | gen_rec first -> last | "
+             "oracle AUROC over epochs (min-max) | real_rec first -> last | fake_rec last | gen_rec first -> last | "
              "val_score first -> last | weight last | minutes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
