@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one torch thread and leaves the count as it found it: on the shared 2-core
+    machine a second thread made tiny fits several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def blob_images(n: int, rng: np.random.Generator, anomalous: bool = False) -> np.ndarray:
     """28x28 uint8 digits-like images: normal ones are a bright disc, anomalous ones a bright bar."""
     yy, xx = np.mgrid[:28, :28]

@@ -22,15 +22,6 @@ from conftest import inverted_blob_sets
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: a second thread only adds synchronisation, which on a busy machine costs seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(epochs=2, **kw):
     seed_everything(0)
     base = dict(latent_dim=8, width=8, epochs=epochs, batch_size=32, lr=2e-3, threads=1)

@@ -59,15 +59,6 @@ def synthetic(n_normal: int, n_anomalous: int, seed: int) -> ImageSet:
     return ImageSet(torch.from_numpy(np.clip(x, -1, 1))[:, None], labels, np.arange(len(labels)))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine two threads made a tiny VAE fit 3x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     return {"train": synthetic(200, 0, 1), "val": synthetic(40, 0, 2), "test": synthetic(60, 60, 3),

@@ -98,14 +98,6 @@ def fitted(sections, easy):
     return get
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- every method ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)
