@@ -20,7 +20,6 @@ one thread: OpenMP's default spinning made both searches several times slower th
 from __future__ import annotations
 
 import copy
-import resource
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ import torch
 from ganad import nets
 from ganad.methods.adgan import kernels
 from ganad.methods.adgan.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
+from machine import gemm_gflops, maxrss_mib  # benchmarks/machine.py
 
 LATENT, WIDTH, N_SEED, K = 256, 64, 64, 5
 
@@ -54,10 +54,6 @@ def plain_loop(gen, x, z0, k=K, lr_z=0.25, lr_theta=5e-5, betas=(0.5, 0.999)):
             with torch.no_grad():
                 losses[i, j] = (g(z) - x[i:i + 1]).pow(2).sum()
     return losses
-
-
-def maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def adam_ns_per_element(state_mib: int, threads: int) -> float:
@@ -111,17 +107,6 @@ def state_traffic_bytes(first_layer: int, rest: int) -> float:
     first = 4 + 8 * (K - 2) + 4
     other = 12 + 24 * (K - 2) + 16 + 4 * K
     return N_SEED * (first * first_layer + other * rest)
-
-
-def gemm_gflops() -> float:
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / 5)
-    return 2 * 1024 ** 3 / best / 1e9
 
 
 def per_pair_gemm_gflops(rows: int, cin: int, cols: int, pairs: int = 8, pool: int = 64) -> float:

@@ -34,6 +34,8 @@ REGISTRY: dict[str, str] = {
     "ocsvm_alexnet": "OCSVMAlexNet",
     "iforest": "IForest",
     "gmm": "GMM",
+    "anogan": "AnoGAN",
+    "ganomaly": "GANomaly",
 }
 
 # Library modules (relative to src/ganad) that the train and score stages of every method import.
