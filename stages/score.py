@@ -5,7 +5,7 @@ import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.pipeline import score_class
+from ganad.pipeline import for_each_class, score_class
 from ganad.scoretable import unavailable_reason, write_scores, write_selected
 
 
@@ -24,7 +24,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
         write_selected(layout.selected(dataset, protocol, method), {})
         click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
         return
-    results = {cls: score_class(params, dataset, protocol, method, cls) for cls in params.classes}
+    results = dict(zip(params.classes, for_each_class(params, score_class, dataset, protocol, method)))
     # every class is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
     write_selected(layout.selected(dataset, protocol, method),

@@ -4,7 +4,7 @@ import click
 
 from ganad.config import load_params
 from ganad.methods.base import MethodUnavailable
-from ganad.pipeline import train_class
+from ganad.pipeline import for_each_class, train_class
 from ganad.scoretable import mark_unavailable
 
 
@@ -18,17 +18,17 @@ def main(dataset: str, protocol: str, method: str) -> None:
     The method's settings come from data/config/<dataset>/<method>.json (the configure
     stage). Per-epoch losses go to reports/training/... through dvclive; checkpoints in
     data/checkpoints/... let an interrupted run resume where it stopped, curves included.
-    A method that cannot run here (e.g. pretrained weights cannot be had) leaves
+    Classes run `run.workers` at a time, one process each. A method that cannot run here (e.g. pretrained weights cannot be had) leaves
     UNAVAILABLE.txt with the reason instead, and later stages show it as not run.
     """
     params = load_params()
-    for cls in params.classes:
-        try:
-            info = train_class(params, dataset, protocol, method, cls)
-        except MethodUnavailable as exc:
-            mark_unavailable(dataset, protocol, method, str(exc))
-            click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")
-            return
+    try:
+        infos = for_each_class(params, train_class, dataset, protocol, method)
+    except MethodUnavailable as exc:
+        mark_unavailable(dataset, protocol, method, str(exc))
+        click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")
+        return
+    for info in infos:
         click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items()))
 
 

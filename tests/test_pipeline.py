@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def invoke(name, *args):
 def workspace(tmp_path, monkeypatch, tiny_mnist):
     tiny_mnist.save(tmp_path / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["run"].update(classes=[0, 3], methods=["dcae"])
+    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1)
     params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
     params["model"]["method"] = "dcae"
     params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 2, "batch_size": 32, "lr": 0.002}
@@ -45,6 +46,26 @@ def prepare_data(*protocols):
         invoke("split", "--dataset", "mnist", "--protocol", protocol)
     invoke("preprocess", "--dataset", "mnist")
     invoke("configure", "--dataset", "mnist")
+
+
+def test_classes_in_worker_processes_give_the_same_files(workspace):
+    """run.workers: 2 trains and scores the classes in two spawned processes; a method whose numbers do not
+    depend on the thread count (KDE on one BLAS thread) gives byte-identical scores and selections."""
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["run"]["methods"] = ["dcae", "kde"]
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    prepare_data("one_class_normal")
+    out = {}
+    for workers in (1, 2):
+        params["run"]["workers"] = workers
+        (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+        invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
+        invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
+        out[workers] = [(workspace / f"data/scores/mnist/one_class_normal/kde{ext}").read_bytes()
+                        for ext in (".csv", ".selected.json")]
+        for folder in ("models", "data/checkpoints", "data/scores"):
+            shutil.rmtree(workspace / folder, ignore_errors=True)  # retrain and rescore, not reuse
+    assert out[1] == out[2] and len(out[1][0]) > 1000
 
 
 def test_stages_chain_from_data_to_tables(workspace):

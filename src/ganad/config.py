@@ -70,6 +70,7 @@ class Params:
     split: SplitParams
     report: ReportParams
     method_sections: dict[str, dict] = field(default_factory=dict)
+    workers: int = 1  # classes trained / scored at once, one process each (run.workers)
 
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
@@ -105,7 +106,7 @@ def parse_params(raw: dict) -> Params:
     _require(isinstance(raw, dict), "params.yaml", raw, "a mapping of keys to values")
     refuse_unknown(raw, TOP_LEVEL, "")
     run, data, model, sections = (_section(raw, k) for k in ("run", "data", "model", "methods"))
-    refuse_unknown(run, ("datasets", "protocols", "methods", "classes"), "run")
+    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "workers"), "run")
     refuse_unknown(model, ("method", "latent_dim"), "model")
 
     seed = raw.get("seed", 0)
@@ -137,6 +138,9 @@ def parse_params(raw: dict) -> Params:
     for c in classes:
         _require(is_int(c) and 0 <= c < n_classes, "run.classes", c, f"class labels 0..{n_classes - 1}")
 
+    workers = run.get("workers", 1)
+    _require(is_int(workers) and workers > 0, "run.workers", workers, "a positive integer (1: one process)")
+
     latent_dim = model.get("latent_dim", "auto")
     _require(latent_dim == "auto" or (is_int(latent_dim) and latent_dim > 0), "model.latent_dim",
              latent_dim, "'auto' (32 for mnist, 128 for cifar10) or a positive integer")
@@ -153,7 +157,7 @@ def parse_params(raw: dict) -> Params:
              f"names from {sorted(REGISTRY)}")
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
-                  dataset_params, split, report, dict(sections))
+                  dataset_params, split, report, dict(sections), workers)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -57,3 +60,28 @@ def score_class(params: Params, dataset: str, protocol: str, method_name: str, c
     table = pd.DataFrame({"class": cls, "index": test.index, "label": test.labels,
                           "anomalous": anomaly_labels(protocol, test.labels, cls), "score": scores})
     return table, method.selected()
+
+
+def _worker_threads(workers: int) -> None:
+    """Each worker process gets its share of this machine's cores as torch threads."""
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+def for_each_class(params: Params, fn, *args) -> list:
+    """[fn(params, *args, cls) for cls in run.classes], in `run.workers` processes at once (spawned, each
+    with cores // workers torch threads); results in class order. Every class's result is its own, so the
+    numbers depend on the worker count only through the thread count (float rounding). The first class
+    that fails stops the others that have not started, and its exception is raised."""
+    workers = min(params.workers, len(params.classes))
+    if workers <= 1:
+        return [fn(params, *args, cls) for cls in params.classes]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_threads,
+                             initargs=(workers,)) as pool:
+        futures = [pool.submit(fn, params, *args, cls) for cls in params.classes]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
