@@ -15,7 +15,8 @@ from ganad.scoretable import unavailable_reason, write_scores, write_selected
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
     """Write data/scores/<dataset>/<protocol>/<method>.csv: class, index, label, anomalous, score,
-    and <method>.selected.json: what the method chose from training data, per class."""
+    and <method>.selected.json: what the method chose from training data, per class. Classes are
+    scored `run.score_workers` at a time."""
     params = load_params()
     out = layout.scores(dataset, protocol, method)
     reason = unavailable_reason(dataset, protocol, method)
@@ -24,7 +25,8 @@ def main(dataset: str, protocol: str, method: str) -> None:
         write_selected(layout.selected(dataset, protocol, method), {})
         click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
         return
-    results = dict(zip(params.classes, for_each_class(params, score_class, dataset, protocol, method)))
+    results = dict(zip(params.classes, for_each_class(params, score_class, dataset, protocol, method,
+                                                            workers=params.score_workers)))
     # every class is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
     write_selected(layout.selected(dataset, protocol, method),

@@ -18,12 +18,13 @@ def main(dataset: str, protocol: str, method: str) -> None:
     The method's settings come from data/config/<dataset>/<method>.json (the configure
     stage). Per-epoch losses go to reports/training/... through dvclive; checkpoints in
     data/checkpoints/... let an interrupted run resume where it stopped, curves included.
-    Classes run `run.workers` at a time, one process each. A method that cannot run here (e.g. pretrained weights cannot be had) leaves
-    UNAVAILABLE.txt with the reason instead, and later stages show it as not run.
+    Classes train `run.workers` at a time, one process each. A method that cannot run here (e.g.
+    pretrained weights cannot be had) leaves UNAVAILABLE.txt with the reason instead, and later
+    stages show it as not run.
     """
     params = load_params()
     try:
-        infos = for_each_class(params, train_class, dataset, protocol, method)
+        infos = for_each_class(params, train_class, dataset, protocol, method, workers=params.workers)
     except MethodUnavailable as exc:
         mark_unavailable(dataset, protocol, method, str(exc))
         click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")

@@ -31,7 +31,7 @@ def invoke(name, *args):
 def workspace(tmp_path, monkeypatch, tiny_mnist):
     tiny_mnist.save(tmp_path / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1)
+    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1, score_workers=1)
     params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
     params["model"]["method"] = "dcae"
     params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 2, "batch_size": 32, "lr": 0.002}
@@ -49,15 +49,16 @@ def prepare_data(*protocols):
 
 
 def test_classes_in_worker_processes_give_the_same_files(workspace):
-    """run.workers: 2 trains and scores the classes in two spawned processes; a method whose numbers do not
-    depend on the thread count (KDE on one BLAS thread) gives byte-identical scores and selections."""
+    """run.workers and run.score_workers 2 train and score the classes in two spawned processes; a method whose
+    numbers do not depend on the thread count (KDE on one BLAS thread) gives byte-identical scores and
+    selections."""
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["run"]["methods"] = ["dcae", "kde"]
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     prepare_data("one_class_normal")
     out = {}
     for workers in (1, 2):
-        params["run"]["workers"] = workers
+        params["run"].update(workers=workers, score_workers=workers)
         (workspace / "params.yaml").write_text(yaml.safe_dump(params))
         invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
         invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
@@ -150,3 +151,13 @@ def test_a_method_that_cannot_run_is_reported_as_not_run(workspace, monkeypatch)
     assert "kde_alexnet was not run" in table
     row = [line for line in table.splitlines() if line.startswith("| kde_alexnet") and "ours" in line]
     assert row and "not yet run" in row[0]
+
+
+def test_worker_count_auto_is_one_per_core_on_a_cpu_and_never_more_than_the_classes(monkeypatch):
+    from ganad.pipeline import worker_count
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert worker_count("auto", "cpu", 10) == 4
+    assert worker_count("auto", "cpu", 3) == 3
+    assert worker_count(2, "cpu", 1) == 1
+    assert worker_count(1, "cpu", 10) == 1

@@ -70,7 +70,8 @@ class Params:
     split: SplitParams
     report: ReportParams
     method_sections: dict[str, dict] = field(default_factory=dict)
-    workers: int = 1  # classes trained / scored at once, one process each (run.workers)
+    workers: int | str = 1  # classes trained at once, one process each (run.workers; `auto`: see pipeline)
+    score_workers: int | str = 1  # classes scored at once (run.score_workers)
 
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
@@ -106,7 +107,7 @@ def parse_params(raw: dict) -> Params:
     _require(isinstance(raw, dict), "params.yaml", raw, "a mapping of keys to values")
     refuse_unknown(raw, TOP_LEVEL, "")
     run, data, model, sections = (_section(raw, k) for k in ("run", "data", "model", "methods"))
-    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "workers"), "run")
+    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "workers", "score_workers"), "run")
     refuse_unknown(model, ("method", "latent_dim"), "model")
 
     seed = raw.get("seed", 0)
@@ -138,8 +139,10 @@ def parse_params(raw: dict) -> Params:
     for c in classes:
         _require(is_int(c) and 0 <= c < n_classes, "run.classes", c, f"class labels 0..{n_classes - 1}")
 
-    workers = run.get("workers", 1)
-    _require(is_int(workers) and workers > 0, "run.workers", workers, "a positive integer (1: one process)")
+    workers, score_workers = run.get("workers", 1), run.get("score_workers", 1)
+    for key, value in (("run.workers", workers), ("run.score_workers", score_workers)):
+        _require(value == "auto" or (is_int(value) and value > 0), key, value,
+                 "'auto' (one process per CPU core; 1 on a GPU) or a positive integer (1: no extra process)")
 
     latent_dim = model.get("latent_dim", "auto")
     _require(latent_dim == "auto" or (is_int(latent_dim) and latent_dim > 0), "model.latent_dim",
@@ -157,7 +160,7 @@ def parse_params(raw: dict) -> Params:
              f"names from {sorted(REGISTRY)}")
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
-                  dataset_params, split, report, dict(sections), workers)
+                  dataset_params, split, report, dict(sections), workers, score_workers)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

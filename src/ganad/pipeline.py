@@ -69,12 +69,21 @@ def _worker_threads(workers: int) -> None:
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
 
 
-def for_each_class(params: Params, fn, *args) -> list:
-    """[fn(params, *args, cls) for cls in run.classes], in `run.workers` processes at once (spawned, each
-    with cores // workers torch threads); results in class order. Every class's result is its own, so the
-    numbers depend on the worker count only through the thread count (float rounding). The first class
-    that fails stops the others that have not started, and its exception is raised."""
-    workers = min(params.workers, len(params.classes))
+def worker_count(setting: int | str, device: str, n_classes: int) -> int:
+    """Processes for `n_classes` classes: `setting`, or for `auto` one per CPU core (one on a GPU, which
+    the processes would share), never more than there are classes."""
+    if setting == "auto":
+        setting = 1 if resolve_device(device).type != "cpu" else len(os.sched_getaffinity(0))
+    return max(1, min(int(setting), n_classes))
+
+
+def for_each_class(params: Params, fn, *args, workers: int | str = 1) -> list:
+    """[fn(params, *args, cls) for cls in run.classes], `workers` (run.workers or run.score_workers)
+    processes at once (spawned, each with cores // workers torch threads); results in class order.
+    Every class's result is its own, so the numbers depend on the worker count only through the
+    thread count (float rounding). The first class that fails stops the others that have not
+    started, and its exception is raised."""
+    workers = worker_count(workers, params.device, len(params.classes))
     if workers <= 1:
         return [fn(params, *args, cls) for cls in params.classes]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_threads,
