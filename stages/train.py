@@ -4,7 +4,7 @@ import click
 
 from ganad.config import load_params
 from ganad.methods.base import MethodUnavailable
-from ganad.pipeline import for_each_class, train_class
+from ganad.pipeline import for_each_class, prepare_method, train_class
 from ganad.scoretable import mark_unavailable
 
 
@@ -24,6 +24,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     """
     params = load_params()
     try:
+        prepare_method(dataset, method)
         infos = for_each_class(params, train_class, dataset, protocol, method, workers=params.workers)
     except MethodUnavailable as exc:
         mark_unavailable(dataset, protocol, method, str(exc))

@@ -147,10 +147,9 @@ def alexnet_weights_path(weights_dir: str | None) -> Path:
     return folder / Path(ALEXNET_WEIGHTS_URL).name
 
 
-def load_alexnet(weights_dir: str | None, download: bool) -> torch.nn.Module:
-    """torchvision's ImageNet AlexNet from the weights file; raises WeightsUnavailable when there is none."""
-    import torchvision
-
+def ensure_alexnet_weights(weights_dir: str | None, download: bool) -> Path:
+    """The ImageNet AlexNet weights file, downloaded first when missing and `download` is on; raises
+    WeightsUnavailable with the remedy when it cannot be had."""
     path = alexnet_weights_path(weights_dir)
     if not path.is_file():
         how = (f"put {ALEXNET_WEIGHTS_URL} at '{path}' (or set weights_dir to its folder), "
@@ -167,6 +166,14 @@ def load_alexnet(weights_dir: str | None, download: bool) -> torch.nn.Module:
                 f"ImageNet AlexNet weights could not be downloaded ({type(err).__name__}: {err}); {how}") from err
         finally:
             socket.setdefaulttimeout(previous)
+    return path
+
+
+def load_alexnet(weights_dir: str | None, download: bool) -> torch.nn.Module:
+    """torchvision's ImageNet AlexNet from the weights file; raises WeightsUnavailable when there is none."""
+    import torchvision
+
+    path = ensure_alexnet_weights(weights_dir, download)
     net = torchvision.models.alexnet()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.eval()
@@ -375,6 +382,11 @@ class AlexNetFeatures:
     """
 
     _alexnet = None
+
+    @classmethod
+    def prepare(cls, config) -> None:
+        """Fetch the weights once, before any class (and any worker process) needs them."""
+        ensure_alexnet_weights(config.weights_dir, config.download)
 
     def features(self, images: ImageSet) -> np.ndarray:
         if self._alexnet is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -17,6 +18,13 @@ from .images import ImageSet, load_meta
 from .methods import code_version, method_class
 from .protocols import anomaly_labels, load_split
 from .training import TrainingRun
+
+
+def prepare_method(dataset: str, method_name: str) -> None:
+    """The method's once-per-stage preparation (`Method.prepare`), in the stage's own process: a method that
+    cannot run stops here, before any worker starts, and what it downloads is there for every class."""
+    config = load_method_config(layout.method_config(dataset, method_name), method_name)
+    method_class(method_name).prepare(config)
 
 
 def train_class(params: Params, dataset: str, protocol: str, method_name: str, cls: int) -> dict:
@@ -77,16 +85,26 @@ def worker_count(setting: int | str, device: str, n_classes: int) -> int:
     return max(1, min(int(setting), n_classes))
 
 
+def start_method(device: str) -> str:
+    """How worker processes start. On a Linux CPU run they are forked: the stage's process has imported
+    torch but run nothing on it (no threads, no CUDA), and a fork skips the 2-3 s of imports that a
+    spawned worker repeats in every stage. A GPU run, or another system, spawns them, since a CUDA
+    context does not survive a fork."""
+    if sys.platform.startswith("linux") and resolve_device(device).type == "cpu":
+        return "fork"
+    return "spawn"
+
+
 def for_each_class(params: Params, fn, *args, workers: int | str = 1) -> list:
     """[fn(params, *args, cls) for cls in run.classes], `workers` (run.workers or run.score_workers)
-    processes at once (spawned, each with cores // workers torch threads); results in class order.
+    processes at once (see `start_method`; each with cores // workers torch threads); results in class order.
     Every class's result is its own, so the numbers depend on the worker count only through the
     thread count (float rounding). The first class that fails stops the others that have not
     started, and its exception is raised."""
     workers = worker_count(workers, params.device, len(params.classes))
     if workers <= 1:
         return [fn(params, *args, cls) for cls in params.classes]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_threads,
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method(params.device)), initializer=_worker_threads,
                              initargs=(workers,)) as pool:
         futures = [pool.submit(fn, params, *args, cls) for cls in params.classes]
         try:

@@ -35,6 +35,11 @@ class Method(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
 
+    @classmethod
+    def prepare(cls, config) -> None:
+        """Once per stage, before any class: get what every class needs (pretrained weights), or raise
+        MethodUnavailable saying why it cannot be had. Most methods need nothing."""
+
     def __init__(self, config, channels: int, device: torch.device):
         self.config = config
         self.channels = channels
