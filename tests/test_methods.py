@@ -38,6 +38,8 @@ TWEAKS = {
     "dcae": {"lr": 2e-3, "epochs": 4},
     "anogan": {"lr": 1e-3, "epochs": 4, "search_steps": 20, "search_lr": [[1.0, 0.05]], "val_images": 2},
     "ganomaly": {"lr": 1e-3, "epochs": 10},
+    "egbad": {"lr": 1e-3, "epochs": 10, "d_hidden": 64, "z_hidden": 32, "ema_decay": 0.5},
+    "igmm_gan": {"lr": 1e-3, "epochs": 10, "d_hidden": 64, "z_hidden": 32, "components": 4},
 }
 
 

@@ -36,11 +36,13 @@ REGISTRY: dict[str, str] = {
     "gmm": "GMM",
     "anogan": "AnoGAN",
     "ganomaly": "GANomaly",
+    "egbad": "EGBAD",
+    "igmm_gan": "IGMMGAN",
 }
 
 # Library modules (relative to src/ganad) that the train and score stages of every method import.
 SHARED_CODE = (
-    "checks.py", "config.py", "device.py", "features.py", "images.py", "layout.py", "nets.py", "neural.py",
+    "bigan.py", "checks.py", "config.py", "device.py", "features.py", "images.py", "layout.py", "nets.py", "neural.py",
     "pipeline.py", "protocols.py", "scoretable.py", "sources.py", "store.py", "training.py",
     "methods/__init__.py", "methods/base.py",
 )
