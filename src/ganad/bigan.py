@@ -16,7 +16,8 @@ Training step (EGBAD's run_mnist.py; BCE on logits):
 - E and G jointly: BCE(D(G(z), z), 1) + BCE(D(x, E(x)), 0) (non-saturating), plus
   `reconstruction_weight` x mean (x - G(E(x)))^2 (0 for EGBAD; IGMM-GAN's network code
   adds this term at weight 1);
-- three Adam optimisers, one per network;
+- three Adam optimisers, one per network; with `lr_halve_every` = n > 0 (IGMM-GAN's
+  code: 10,000) all three learning rates halve after every n updates;
 - an exponential moving average of the weights (decay `ema_decay`, 0.999 in EGBAD's
   code; 0 turns it off) is what scores, as in EGBAD. Like TensorFlow's
   ExponentialMovingAverage on trainable variables, it averages the weights from their
@@ -82,12 +83,25 @@ class BiGANMethod(NeuralMethod):
             self.nets.update({f"{name}_ema": net for name, net in self.ema.items()})
         else:
             self.ema = {"E": self.E, "G": self.G, "D": self.D}
+        self.updates = 0  # E/G updates so far: the learning-rate halving counts them
+
+    @property
+    def lr_halve_every(self) -> int:
+        return getattr(self.config, "lr_halve_every", 0)
+
+    def current_lr(self) -> float:
+        n = self.lr_halve_every
+        return self.config.lr * 0.5 ** (self.updates // n) if n else self.config.lr
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, 1, 1, device=self.device)
 
     def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         opt = self.optimizers
+        lr = self.current_lr()
+        for optimizer in opt.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         z = self._noise(len(x))
         # discriminator: (x, E(x)) real, (G(z), z) generated
         ex, gz = self.E(x), self.G(z)
@@ -110,7 +124,14 @@ class BiGANMethod(NeuralMethod):
         opt["E"].step()
         opt["G"].step()
         self._update_ema()
+        self.updates += 1
         return out
+
+    def extra_state(self) -> dict:
+        return {"updates": self.updates}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.updates = int(state["updates"])
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -17,6 +17,7 @@ class Config(AdamConfig):
     epochs: int = positive_int(90)  # 40,000 iterations of batch 128 on 56,000 images
     batch_size: int = positive_int(128)
     lr: float = positive(1e-5)
+    lr_halve_every: int = non_negative_int(10000)  # updates; the authors' code halves lr every 10,000 (0: never)
     drop_last: bool = flag(True)
     d_hidden: int = positive_int(1024)
     z_hidden: int = positive_int(512)

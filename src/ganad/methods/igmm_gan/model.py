@@ -8,8 +8,8 @@ Mixture (ours: the public code contains no mixture step, so its settings are par
 chosen on training data only): after training, E(x) of the training normals (a seeded
 subsample of `max_train`) is fitted with scikit-learn's BayesianGaussianMixture, a
 Dirichlet-process prior truncated at `components`, for each covariance type in
-`covariance_types`; the one whose mixture gives the normal validation images' encodings
-the highest mean log-likelihood is kept. Components with a weight of at least
+`covariance_types`; the one whose mixture density gives the normal validation images'
+encodings the highest mean log-likelihood is kept. Components with a weight of at least
 `active_weight` are the clusters.
 
 Score (`score: mahalanobis`, the ADAE paper's description): the Mahalanobis distance of
@@ -44,7 +44,8 @@ def mahalanobis(z: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.n
 
 
 def log_likelihood(z: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
-    """log sum_k w_k N(z; mu_k, (L_k L_k^T)^-1) per row, as scikit-learn's score_samples."""
+    """log sum_k w_k N(z; mu_k, (L_k L_k^T)^-1) per row: the density of the fitted mixture (not scikit-learn's
+    BayesianGaussianMixture.score_samples, which is the variational expectation of the log-likelihood)."""
     d = z.shape[1]
     log_det = np.log(np.stack([np.diag(L) for L in prec_chol])).sum(1)
     log_norm = -0.5 * d * math.log(2 * math.pi) + log_det - 0.5 * mahalanobis(z, means, prec_chol) ** 2
@@ -91,7 +92,8 @@ class IGMMGAN(BiGANMethod):
                                           weight_concentration_prior_type="dirichlet_process",
                                           weight_concentration_prior=cfg.concentration, reg_covar=cfg.reg_covar,
                                           max_iter=cfg.max_iter, random_state=cfg.mixture_seed).fit(z)
-            held_out = float(bgm.score(z_val)) if len(z_val) else float(bgm.score(z))
+            check = z_val if len(z_val) else z
+            held_out = float(log_likelihood(check, bgm.weights_, bgm.means_, full_precision_cholesky(bgm)).mean())
             if best is None or held_out > best[0]:
                 best = (held_out, cov, bgm)
         held_out, cov, bgm = best
