@@ -138,6 +138,8 @@ def test_a_method_that_cannot_run_is_reported_as_not_run(workspace, monkeypatch)
     prepare_data("one_class_normal")
     output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
     assert "kde_alexnet skipped" in output and "download" in output
+    curves = workspace / "reports/training/mnist/one_class_normal/kde_alexnet"
+    assert "download" in (curves / "UNAVAILABLE.txt").read_text()  # the stage's plots output exists
     invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")

@@ -18,9 +18,12 @@ COLUMNS = ["class", "index", "label", "anomalous", "score"]
 
 
 def mark_unavailable(dataset: str, protocol: str, method_name: str, reason: str) -> None:
-    path = layout.unavailable(dataset, protocol, method_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(reason.strip() + "\n")
+    """The method did not run: its model folder and its training-curve folder (both stage outputs) hold the
+    reason instead."""
+    curves = layout.training_log(dataset, protocol, method_name, 0).parent
+    for path in (layout.unavailable(dataset, protocol, method_name), curves / "UNAVAILABLE.txt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(reason.strip() + "\n")
 
 
 def unavailable_reason(dataset: str, protocol: str, method_name: str) -> str | None:
