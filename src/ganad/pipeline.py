@@ -71,10 +71,14 @@ def score_class(params: Params, dataset: str, protocol: str, method_name: str, c
 
 
 def _worker_threads(workers: int) -> None:
-    """Each worker process gets its share of this machine's cores as torch threads."""
+    """Each worker process gets its share of this machine's cores, as torch threads and as BLAS / OpenMP
+    threads for numpy and scikit-learn (whose pools would otherwise each take every core)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+    share = max(1, len(os.sched_getaffinity(0)) // workers)
+    torch.set_num_threads(share)
+    threadpool_limits(share)
 
 
 def worker_count(setting: int | str, device: str, n_classes: int) -> int:
