@@ -163,3 +163,25 @@ def test_worker_count_auto_is_one_per_core_on_a_cpu_and_never_more_than_the_clas
     assert worker_count("auto", "cpu", 3) == 3
     assert worker_count(2, "cpu", 1) == 1
     assert worker_count(1, "cpu", 10) == 1
+
+
+def test_a_race_on_dvclives_shared_signal_file_loses_nothing(tmp_path, monkeypatch):
+    """Two worker processes ending their dvclive runs at once race on one signal file (dvclive checks it
+    exists, then deletes it); the loser's FileNotFoundError must not fail a finished class."""
+    import dvclive.live
+
+    from ganad.training import TrainingRun
+
+    def lost_race():
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "DVCLIVE_STEP_COMPLETED"))
+
+    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", lost_race)
+    with TrainingRun(None, "fp", tmp_path / "curves") as run:
+        run._open_live()
+        run._log({"epoch": 0, "loss": 1.0})
+    assert (tmp_path / "curves" / "metrics.json").is_file()
+
+    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", lambda: open(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError):
+        with TrainingRun(None, "fp", tmp_path / "other") as run:
+            run._open_live()
