@@ -54,6 +54,9 @@ def log_likelihood(z: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_c
     return (top + np.log(np.exp(joint - top).sum(1, keepdims=True)))[:, 0]
 
 
+MIXTURE_ARRAYS = ("weights", "means", "prec_chol")  # stored as tensors; the rest of the mixture is plain data
+
+
 class IGMMGAN(BiGANMethod):
     name = "igmm_gan"
     Config = Config
@@ -86,13 +89,13 @@ class IGMMGAN(BiGANMethod):
         rng = np.random.default_rng(cfg.mixture_seed)
         if cfg.max_train is not None and len(z) > cfg.max_train:
             z = z[np.sort(rng.choice(len(z), cfg.max_train, replace=False))]
+        check = z_val if len(z_val) else z  # what the covariance type is chosen on
         best = None
         for cov in cfg.covariance_types:
             bgm = BayesianGaussianMixture(n_components=cfg.components, covariance_type=cov,
                                           weight_concentration_prior_type="dirichlet_process",
                                           weight_concentration_prior=cfg.concentration, reg_covar=cfg.reg_covar,
                                           max_iter=cfg.max_iter, random_state=cfg.mixture_seed).fit(z)
-            check = z_val if len(z_val) else z
             held_out = float(log_likelihood(check, bgm.weights_, bgm.means_, full_precision_cholesky(bgm)).mean())
             if best is None or held_out > best[0]:
                 best = (held_out, cov, bgm)
@@ -128,16 +131,10 @@ class IGMMGAN(BiGANMethod):
     def model_state(self) -> dict:
         state = super().model_state()
         if self.mixture is not None:
-            m = self.mixture
-            state["mixture"] = {"weights": torch.from_numpy(m["weights"]), "means": torch.from_numpy(m["means"]),
-                                "prec_chol": torch.from_numpy(m["prec_chol"]), "covariance_type": m["covariance_type"],
-                                "val_loglik": m["val_loglik"], "converged": m["converged"]}
+            state["mixture"] = {k: torch.from_numpy(v) if k in MIXTURE_ARRAYS else v for k, v in self.mixture.items()}
         return state
 
     def load_model_state(self, state: dict) -> None:
         super().load_model_state(state)
         m = state.get("mixture")
-        self.mixture = None if m is None else {
-            "weights": m["weights"].numpy(), "means": m["means"].numpy(), "prec_chol": m["prec_chol"].numpy(),
-            "covariance_type": str(m["covariance_type"]), "val_loglik": float(m["val_loglik"]),
-            "converged": bool(m["converged"])}
+        self.mixture = None if m is None else {k: v.numpy() if k in MIXTURE_ARRAYS else v for k, v in m.items()}
