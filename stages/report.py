@@ -16,8 +16,9 @@ def main() -> None:
     for dataset in params.datasets:
         for protocol in params.protocols:
             selections = {m: read_selected(layout.selected(dataset, protocol, m)) for m in params.all_methods()}
-            table = write_tables(dataset, protocol, layout.metrics(dataset, protocol), params.classes,
-                                 layout.tables(), selections)
+            names = layout.prepared_meta(dataset)["classes"]
+            table = write_tables(dataset, protocol, layout.metrics(dataset, protocol), names, layout.tables(),
+                                 selections)
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 from ganad import layout
 from ganad.config import load_params
 from ganad.pipeline import for_each_class, score_class
+from ganad.protocols import split_classes
 from ganad.scoretable import unavailable_reason, write_scores, write_selected
 
 
@@ -25,8 +26,9 @@ def main(dataset: str, protocol: str, method: str) -> None:
         write_selected(layout.selected(dataset, protocol, method), {})
         click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
         return
-    results = dict(zip(params.classes, for_each_class(params, score_class, dataset, protocol, method,
-                                                            workers=params.score_workers)))
+    classes = split_classes(layout.splits(dataset, protocol))
+    results = dict(zip(classes, for_each_class(params, classes, score_class, dataset, protocol, method,
+                                               workers=params.score_workers)))
     # every class is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
     write_selected(layout.selected(dataset, protocol, method),

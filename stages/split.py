@@ -5,7 +5,8 @@ import numpy as np
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.protocols import make_splits, save_splits
+from ganad.protocols import check_splits, make_splits, save_splits
+from ganad.sources import load_npz
 
 
 @click.command()
@@ -18,12 +19,13 @@ def main(dataset: str, protocol: str) -> None:
     preprocess stage writes; validation is carved from training normal images only.
     """
     params = load_params()
-    with np.load(layout.raw(dataset)) as raw:
-        labels = np.concatenate([raw["y_train"], raw["y_test"]])
-        n_train = len(raw["y_train"])
+    raw = load_npz(dataset, layout.raw(dataset))
+    labels = np.concatenate([raw.y_train, raw.y_test])
     s = params.split
-    splits = make_splits(protocol, labels, n_train, params.classes, params.seed, train_fraction=s.train_fraction,
-                         val_fraction=s.val_fraction, test_size=s.test_size, leaky=s.leaky)
+    splits = make_splits(protocol, labels, len(raw.y_train), params.classes_of(dataset, raw.classes), params.seed,
+                         train_fraction=s.train_fraction, val_fraction=s.val_fraction, test_size=s.test_size,
+                         leaky=s.leaky)
+    check_splits(splits, protocol, labels, dataset, raw.classes)
     out = layout.splits(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_splits(out, splits)

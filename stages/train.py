@@ -2,9 +2,11 @@
 
 import click
 
+from ganad import layout
 from ganad.config import load_params
 from ganad.methods.base import MethodUnavailable
 from ganad.pipeline import for_each_class, prepare_method, train_class
+from ganad.protocols import split_classes
 from ganad.scoretable import mark_unavailable
 
 
@@ -13,7 +15,7 @@ from ganad.scoretable import mark_unavailable
 @click.option("--protocol", required=True)
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
-    """Write models/<dataset>/<protocol>/<method>/class<c>.safetensors for each class in run.classes.
+    """Write models/<dataset>/<protocol>/<method>/class<c>.safetensors for each class of the split file.
 
     The method's settings come from data/config/<dataset>/<method>.json (the configure
     stage). Per-epoch losses go to reports/training/... through dvclive; checkpoints in
@@ -25,7 +27,8 @@ def main(dataset: str, protocol: str, method: str) -> None:
     params = load_params()
     try:
         prepare_method(dataset, method)
-        infos = for_each_class(params, train_class, dataset, protocol, method, workers=params.workers)
+        classes = split_classes(layout.splits(dataset, protocol))
+        infos = for_each_class(params, classes, train_class, dataset, protocol, method, workers=params.workers)
     except MethodUnavailable as exc:
         mark_unavailable(dataset, protocol, method, str(exc))
         click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")

@@ -22,6 +22,8 @@ from conftest import ROOT
 
 SRC = ROOT / "src"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+# stages that run one method of the registry: train and score per method, rank_* the one `rank.method` names
+PER_METHOD = ("train", "score", "rank_train", "rank_score")
 MAIN = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]["method"]
 
 
@@ -78,7 +80,7 @@ def stage_script_imports(name: str) -> set[str]:
 def registry_use(stage: str, method: str | None) -> dict[str, bool]:
     if stage == "configure":
         return dict.fromkeys(REGISTRY, False)
-    if stage in ("train", "score"):
+    if stage in PER_METHOD:
         return {method: True}
     if stage == "figures":
         return {MAIN: True}
@@ -90,12 +92,19 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-CASES = [(stage, method) for stage in STAGES for method in (sorted(REGISTRY) if stage in ("train", "score") else [None])]
+def stage_deps(stage: str, method: str | None) -> list[str]:
+    """The stage's deps for `method`; a `foreach` stage declares them in its `do` body."""
+    spec = STAGES[stage].get("do", STAGES[stage])
+    return [d.replace("${item.method}", method or "").replace("${rank.method}", method or "")
+            .replace("${model.method}", MAIN) for d in spec["deps"]]
+
+
+CASES = [(stage, method) for stage in STAGES for method in (sorted(REGISTRY) if stage in PER_METHOD else [None])]
 
 
 @pytest.mark.parametrize("stage, method", CASES, ids=[f"{s}-{m}" if m else s for s, m in CASES])
 def test_every_stage_depends_on_the_library_code_it_imports(stage, method):
-    deps = [d.replace("${item.method}", method or "").replace("${model.method}", MAIN) for d in STAGES[stage]["deps"]]
+    deps = stage_deps(stage, method)
     assert f"stages/{stage}.py" in deps
     reached = closure(stage_script_imports(stage), registry_use(stage, method))
     missing = sorted(p.relative_to(ROOT).as_posix() for p in reached if not covered(p, deps))
@@ -137,7 +146,7 @@ def test_code_version_follows_the_methods_own_code_only(tmp_path):
 def test_params_checks_import_nothing_heavy():
     """The data stages' params loading, and every method's Config, import neither torch nor scikit-learn nor numba."""
     code = ("import sys; from ganad.config import load_params; from ganad.methods import REGISTRY, config_class; "
-            "p = load_params(); [p.method_config(m, 'mnist') for m in REGISTRY]; "
+            "p = load_params(); [p.method_config(m, 1) for m in REGISTRY]; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', 'numba', 'skops'}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

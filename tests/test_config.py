@@ -1,5 +1,6 @@
 import copy
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_paper_profile_holds_paper_settings(tmp_path):
 
 def test_default_params_are_valid(raw):
     params = parse_params(raw)
-    assert params.classes == list(range(10))
+    assert params.classes == "all" and params.classes_of("mnist", [str(d) for d in range(10)]) == list(range(10))
     assert "leave_one_class_out" in params.protocols and "one_class_normal" in params.protocols
 
 
@@ -51,10 +52,10 @@ def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
     raw["run"]["datasets"] = ["mnist", "cifar10"]
     params = parse_params(raw)
     main = params.main_method
-    assert params.method_config(main, "mnist").latent_dim == 32
-    assert params.method_config(main, "cifar10").latent_dim == 128
+    assert params.method_config(main, 1).latent_dim == 32
+    assert params.method_config(main, 3).latent_dim == 128
     raw["model"]["latent_dim"] = 128
-    assert parse_params(raw).method_config(main, "mnist").latent_dim == 128
+    assert parse_params(raw).method_config(main, 1).latent_dim == 128
 
 
 @pytest.mark.parametrize("path, value, message", [
@@ -64,7 +65,8 @@ def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
     (("model", "method"), "nope", "model.method = 'nope'"),
     (("model", "latent_dim"), -4, "model.latent_dim = -4"),
     (("model", "latent_dim"), 0, "model.latent_dim = 0"),
-    (("run", "classes"), [3, 10], "run.classes = 10"),
+    (("run", "classes"), [3, -1], "run.classes = -1"),
+    (("run", "classes"), [3, 3], "run.classes = [3, 3]"),
     (("run", "workers"), 0, "run.workers = 0"),
     (("run", "workers"), "many", "run.workers = 'many'"),
     (("run", "score_workers"), -2, "run.score_workers = -2"),
@@ -90,15 +92,15 @@ def test_bad_method_section_values(raw):
         bad = copy.deepcopy(raw)
         bad["methods"][main][key] = value
         with pytest.raises(ParamsError, match=f"methods.{main}.{key} = "):
-            parse_params(bad).method_config(main, "mnist")
+            parse_params(bad).method_config(main, 1)
     bad = copy.deepcopy(raw)
     bad["methods"][main]["not_a_key"] = 1
     with pytest.raises(ParamsError, match="unknown key.*not_a_key"):
-        parse_params(bad).method_config(main, "mnist")
+        parse_params(bad).method_config(main, 1)
 
 
 @pytest.mark.parametrize("path, key", [
-    ((), "sead"), (("run",), "method"), (("model",), "latent"), (("data",), "mnsit"), (("data", "mnist"), "npz"),
+    ((), "sead"), (("run",), "method"), (("model",), "latent"), (("data", "mnist"), "npz"),
     (("split",), "leak"), (("report",), "figure"), (("methods",), "adea"),
 ])
 def test_unknown_keys_are_refused_at_every_level(raw, path, key):
@@ -109,6 +111,47 @@ def test_unknown_keys_are_refused_at_every_level(raw, path, key):
         node = node[part]
     node[key] = 1
     with pytest.raises(ParamsError, match=rf"unknown (top-level )?key\(s\) \['{key}'\]; allowed"):
+        parse_params(raw)
+
+
+def test_classes_are_checked_against_the_dataset_once_its_classes_are_known(raw):
+    raw = copy.deepcopy(raw)
+    raw["run"]["classes"] = [1, 4]
+    raw["report"]["figure_class"] = 1
+    params = parse_params(raw)
+    assert params.classes_of("mine", ["cat", "dog", "emu", "fox", "gnu"]) == [1, 4]
+    with pytest.raises(ParamsError, match=r"run.classes = 4 is invalid: allowed labels of mine's 3 classes 0..2 "
+                                          r"\(cat, dog, emu\)"):
+        params.classes_of("mine", ["cat", "dog", "emu"])
+
+
+@pytest.mark.parametrize("name, section, message", [
+    ("mnist", {"source": "folder", "root": "photos"}, "data.mnist collides with the built-in dataset 'mnist'"),
+    ("cifar10", {"source": "torchvision", "torchvision": "SVHN"}, "data.cifar10 collides with the built-in"),
+    ("photos", {"source": "folder"}, "data.photos.root is missing"),
+    ("photos", {"source": "npz"}, "data.photos.npz_path is missing"),
+    ("photos", {"source": "embedded"}, "data.photos.source = 'embedded' is invalid"),
+    ("photos", {"source": "folder", "root": "x", "channels": 2}, "data.photos.channels = 2"),
+    ("photos", {"source": "folder", "root": "x", "test_fraction": 1.0}, "data.photos.test_fraction = 1.0"),
+    ("my photos", {"source": "folder", "root": "x"}, "data = 'my photos' is invalid"),
+    ("photos", 1, "data.photos = 1 is invalid"),
+])
+def test_dataset_declarations_are_checked(raw, name, section, message):
+    raw = copy.deepcopy(raw)
+    raw["data"][name] = section
+    raw["run"]["datasets"] = [name]
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        parse_params(raw)
+
+
+def test_a_declared_dataset_runs_and_an_undeclared_one_is_refused(raw):
+    raw = copy.deepcopy(raw)
+    raw["data"]["photos"] = {"source": "folder", "root": "data/photos"}
+    raw["run"]["datasets"] = ["mnist", "photos"]
+    params = parse_params(raw)
+    assert params.data["photos"].root == "data/photos" and params.data["photos"].channels == "auto"
+    raw["run"]["datasets"] = ["kmnist"]
+    with pytest.raises(ParamsError, match=r"run.datasets = 'kmnist' is invalid: allowed datasets declared under data"):
         parse_params(raw)
 
 
@@ -144,7 +187,7 @@ def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, v
     bad = copy.deepcopy(raw)
     bad["methods"].setdefault(method, {})[key] = value
     with pytest.raises(ParamsError, match=rf"methods\.{method}\.{key} = .* must be {allowed}"):
-        parse_params(bad).method_config(method, "mnist")
+        parse_params(bad).method_config(method, 1)
 
 
 def test_no_default_points_outside_the_repository():

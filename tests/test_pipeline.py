@@ -185,3 +185,60 @@ def test_a_race_on_dvclives_shared_signal_file_loses_nothing(tmp_path, monkeypat
     with pytest.raises(FileNotFoundError):
         with TrainingRun(None, "fp", tmp_path / "other") as run:
             run._open_live()
+
+
+def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_path, monkeypatch):
+    """A new dataset is configuration: class subfolders of PNGs of any size, grey and colour mixed (so the
+    dataset is colour), declared under data.<name>, go through every method of the registry and both
+    protocols to metrics, figures and tables."""
+    from PIL import Image
+
+    from ganad.methods import REGISTRY
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:36, :36]
+    for k, name in enumerate(["disc", "ring", "bar"]):  # three shapes, one class each
+        for i in range(16):
+            cy, cx = rng.uniform(14, 22, size=2)
+            r2 = (yy - cy) ** 2 + (xx - cx) ** 2
+            mask = [r2 < 40, (r2 > 30) & (r2 < 60), np.abs(xx - cx) < 3][k]
+            image = np.where(mask, 230, 20).astype(np.uint8)
+            image = np.stack([image, image[::-1], image.T], axis=-1) if i % 2 else image[2:, :30]  # grey 34x30
+            (tmp_path / "shapes" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "shapes" / name / f"{i:02d}.png")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
+    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], workers=1, score_workers=1)
+    params["data"]["shapes"] = {"source": "folder", "root": str(tmp_path / "shapes"), "test_fraction": 0.25}
+    params["split"]["test_size"] = 12
+    for method, section in smoke.items():
+        params["methods"][method] = {**params["methods"].get(method, {}), **section}
+    for method in ("kde", "gmm", "igmm_gan", "kde_alexnet", "ocsvm"):
+        params["methods"].setdefault(method, {})["max_train"] = 32
+    params["methods"]["gmm"]["components"] = [1, 2]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_torch_home"))  # the AlexNet methods: not run, offline
+
+    assert "3 classes (bar, disc, ring)" in invoke("fetch", "--dataset", "shapes")
+    invoke("preprocess", "--dataset", "shapes")
+    invoke("configure", "--dataset", "shapes")
+    assert np.load(tmp_path / "data/prepared/shapes/images.npy").shape == (48, 3, 32, 32)
+    assert json.loads((tmp_path / "data/config/shapes/dcae.json").read_text())["latent_dim"] == 128  # colour
+    for protocol in ("leave_one_class_out", "one_class_normal"):
+        invoke("split", "--dataset", "shapes", "--protocol", protocol)
+        for method in sorted(REGISTRY):
+            invoke("train", "--dataset", "shapes", "--protocol", protocol, "--method", method)
+            invoke("score", "--dataset", "shapes", "--protocol", protocol, "--method", method)
+        invoke("evaluate", "--dataset", "shapes", "--protocol", protocol)
+        invoke("figures", "--dataset", "shapes", "--protocol", protocol)
+    invoke("report")
+    for protocol in ("leave_one_class_out", "one_class_normal"):
+        metrics = json.loads((tmp_path / f"reports/metrics/shapes_{protocol}.json").read_text())
+        ran = {m for m, r in metrics.items() if "auroc" in r}
+        assert ran == set(REGISTRY) - {"kde_alexnet", "ocsvm_alexnet"}
+        assert all(set(metrics[m]["auroc"]) == {"0", "2", "mean"} for m in ran)
+        table = (tmp_path / f"reports/tables/shapes_{protocol}.md").read_text()
+        header = next(line for line in table.splitlines() if line.startswith("| method"))
+        assert header.split("|")[3:5] == ["   bar ", "   ring "] and "papers report no shapes results" in table
+        assert (tmp_path / f"reports/figures/shapes_{protocol}/shapes_{protocol}_mean_roc.png").is_file()

@@ -7,7 +7,13 @@ import threading
 import numpy as np
 import pytest
 
-from ganad.sources import DataError, RawDataset, fetch, load_embedded, load_npz, load_torchvision
+from ganad.config import DatasetParams
+from ganad.loaders import fetch, load_embedded, load_folder, load_torchvision
+from ganad.sources import DataError, RawDataset, load_npz
+
+
+def declared(**fields) -> DatasetParams:
+    return DatasetParams(**fields)
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -78,7 +84,7 @@ def test_torchvision_downloads_from_mirror_with_checksums(tmp_path, mirror, monk
 
     url, md5, _ = mirror
     monkeypatch.setattr(datasets.MNIST, "resources", [(name, md5[name]) for name in md5])
-    ds = fetch("mnist", "torchvision", cache_dir=str(tmp_path / "cache"), download=True, mirror=url)
+    ds = fetch("mnist", declared(source="torchvision", download=True, mirror=url), cache_dir=str(tmp_path / "cache"))
     assert ds.x_train.shape == (30, 28, 28)
     np.testing.assert_array_equal(ds.x_train, tiny_idx_arrays(1)["train-images-idx3-ubyte"])
 
@@ -89,7 +95,7 @@ def test_torchvision_download_rejects_a_bad_checksum(tmp_path, mirror, monkeypat
     url, md5, _ = mirror
     monkeypatch.setattr(datasets.MNIST, "resources", [(name, "0" * 32) for name in md5])
     with pytest.raises(DataError, match="mnist"):
-        fetch("mnist", "torchvision", cache_dir=str(tmp_path / "cache"), download=True, mirror=url)
+        fetch("mnist", declared(source="torchvision", download=True, mirror=url), cache_dir=str(tmp_path / "cache"))
 
 
 def save_npz(path, **overrides):
@@ -131,14 +137,108 @@ def test_npz_missing_and_corrupt_files(tmp_path):
         load_npz("mnist", tmp_path / "partial.npz")
 
 
-def test_unknown_dataset_and_source():
-    with pytest.raises(DataError, match="unknown dataset"):
-        fetch("svhn", "npz")
+def test_unknown_torchvision_dataset_and_source():
+    with pytest.raises(DataError, match="torchvision.datasets has no dataset 'nosuchset'.*data.nosuchset.torchvision"):
+        fetch("nosuchset", declared(source="torchvision"))
     with pytest.raises(DataError, match="unknown source"):
-        fetch("mnist", "ftp")
+        fetch("mnist", declared(source="ftp"))
 
 
 def test_raw_dataset_save_is_loadable(tmp_path, tiny_mnist: RawDataset):
     tiny_mnist.save(tmp_path / "raw" / "mnist.npz")
     again = load_npz("mnist", tmp_path / "raw" / "mnist.npz")
     np.testing.assert_array_equal(again.x_test, tiny_mnist.x_test)
+
+
+def test_torchvision_reads_another_dataset_by_name_from_tiny_local_files(tmp_path):
+    """KMNIST (MNIST's file layout under its own folder) found by the dataset's name, with its class names."""
+    raw = tmp_path / "KMNIST" / "raw"
+    raw.mkdir(parents=True)
+    arrays = tiny_idx_arrays(2)
+    for name, array in arrays.items():
+        write_idx(raw / name, array)
+    ds = fetch("kmnist", declared(source="torchvision"), cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(ds.x_test, arrays["t10k-images-idx3-ubyte"])
+    assert ds.classes[:3] == ["o", "ki", "su"] and len(ds.classes) == 10
+
+
+def test_torchvision_split_datasets_such_as_svhn_read_train_and_test(tmp_path, monkeypatch):
+    """SVHN's constructor takes split= (not train=), keeps NCHW arrays and labels digit 0 as 10; the tiny
+    .mat files cannot match the real checksums, which the test alone waives."""
+    import scipy.io
+    from torchvision import datasets
+
+    rng = np.random.default_rng(3)
+    parts = {}
+    for split, n in (("train", 12), ("test", 5)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN's own (H, W, C, N)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1)  # 1..10, 10 meaning digit 0
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
+        parts[split] = (x, y)
+    monkeypatch.setattr(datasets.SVHN, "_check_integrity", lambda self: True)
+    ds = fetch("house_numbers", declared(source="torchvision", torchvision="SVHN"), cache_dir=str(tmp_path))
+    assert ds.x_train.shape == (12, 32, 32, 3) and ds.x_test.shape == (5, 32, 32, 3)
+    np.testing.assert_array_equal(ds.x_train[4], parts["train"][0][..., 4])
+    assert ds.y_train.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2]
+
+
+def test_npz_of_a_new_dataset_takes_any_shape_and_its_class_names(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "c.npz", x_train=rng.integers(0, 256, (6, 20, 24, 3), dtype=np.uint8), y_train=np.arange(6) % 3,
+             x_test=rng.integers(0, 256, (3, 20, 24, 3), dtype=np.uint8), y_test=np.arange(3),
+             classes=np.array(["ant", "bee", "cow"]))
+    ds = load_npz("insects", tmp_path / "c.npz")
+    assert ds.classes == ["ant", "bee", "cow"] and ds.x_train.shape[1:] == (20, 24, 3)
+    ds.save(tmp_path / "again.npz")
+    assert load_npz("insects", tmp_path / "again.npz").classes == ["ant", "bee", "cow"]
+
+
+def write_png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def image_folder(root, classes=("cat", "dog"), n=5, colour=False, size=(40, 30), seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (*size, 3) if colour else size
+    for c in classes:
+        for i in range(n):
+            write_png(root / c / f"{i:02d}.png", rng.integers(0, 256, shape, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_folder_dataset_with_a_seeded_split(tmp_path, colour):
+    image_folder(tmp_path / "pets", n=10, colour=colour)
+    ds = load_folder("pets", tmp_path / "pets", test_fraction=0.2, split_seed=0)
+    assert ds.classes == ["cat", "dog"]
+    assert ds.x_train.shape == ((16, 32, 32, 3) if colour else (16, 32, 32)) and len(ds.y_test) == 4
+    assert np.bincount(ds.y_test).tolist() == [2, 2]
+    again = load_folder("pets", tmp_path / "pets", test_fraction=0.2, split_seed=0)
+    np.testing.assert_array_equal(again.x_test, ds.x_test)
+
+
+def test_folder_dataset_with_train_and_test_subfolders_and_a_corrupt_file(tmp_path):
+    image_folder(tmp_path / "pets" / "train", n=4, colour=True)
+    image_folder(tmp_path / "pets" / "test", n=2, seed=1)  # grey test images join a colour dataset
+    (tmp_path / "pets" / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.warns(UserWarning, match=r"(?s)skipped 1 file.*broken\.jpg"):
+        ds = load_folder("pets", tmp_path / "pets")
+    assert ds.x_train.shape == (8, 32, 32, 3) and ds.x_test.shape == (4, 32, 32, 3)
+    assert ds.y_test.tolist() == [0, 0, 1, 1]
+
+
+def test_folder_dataset_bad_layouts_name_the_folder(tmp_path):
+    with pytest.raises(DataError, match="data.pets.root .*does not exist"):
+        load_folder("pets", tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no class subfolders"):
+        load_folder("pets", tmp_path / "empty")
+    image_folder(tmp_path / "pets", n=3)
+    (tmp_path / "pets" / "emu").mkdir()
+    with pytest.raises(DataError, match=r"class folder '.*emu' holds no images"):
+        load_folder("pets", tmp_path / "pets")
+    image_folder(tmp_path / "half" / "train", n=3)
+    with pytest.raises(DataError, match="has a 'train' folder but not the other"):
+        load_folder("half", tmp_path / "half")

@@ -20,22 +20,55 @@ from typing import Any
 
 import yaml
 
-from .checks import ParamsError, build_config, flag, is_int, optional_text, positive_int, refuse_unknown, rule
+import re
+
+from .checks import (ParamsError, build_config, flag, is_int, non_negative_int, optional_text,
+                     positive_int, refuse_unknown, rule)
 from .methods import REGISTRY, config_class
 from .protocols import PROTOCOLS
-from .sources import DATASET_SHAPES, NUM_CLASSES, SOURCES
+from .sources import BUILTINS, SOURCES
 
-# Latent sizes the ADAE paper uses per dataset (Appendix A); `auto` resolves to these.
-PAPER_LATENT_DIM = {"mnist": 32, "cifar10": 128}
-TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods")
+# Latent sizes the ADAE paper uses (Appendix A), by channel count: MNIST-like grey images 32, colour
+# images (CIFAR-10) 128; `auto` resolves to these for any dataset.
+PAPER_LATENT_DIM = {1: 32, 3: 128}
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a path part and a DVC matrix key
+TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods", "rank")
 
 
 @dataclass
 class DatasetParams:
+    """data.<name>: where a dataset's images come from (ganad.sources); each source reads its own keys."""
+
     source: str = rule("embedded", lambda v: v in SOURCES, f"one of {list(SOURCES)}")
-    npz_path: str | None = optional_text(None)
-    download: bool = flag(False)
-    mirror: str | None = optional_text(None)  # URL prefix of a local copy of the torchvision files
+    npz_path: str | None = optional_text(None)  # npz
+    download: bool = flag(False)  # torchvision
+    mirror: str | None = optional_text(None)  # torchvision: URL prefix of a local copy of its files
+    torchvision: str | None = optional_text(None)  # torchvision: the class (KMNIST, SVHN...); default by name
+    root: str | None = optional_text(None)  # folder: root/<class>/..., or root/{train,test}/<class>/...
+    test_fraction: float = rule(0.2, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                                and 0 < v < 1, "a fraction in (0, 1)")  # folder without train/test
+    split_seed: int = non_negative_int(0)  # folder without train/test
+    channels: int | str = rule("auto", lambda v: v in ("auto", 1, 3), "'auto', 1 or 3")  # folder
+
+
+def check_dataset(name: str, cfg: DatasetParams) -> None:
+    """What a declaration must meet before anything is read: a usable name, the source's own keys, and a
+    built-in's name (mnist, cifar10) kept for that dataset, whose tables carry the papers' rows."""
+    _require(bool(DATASET_NAME.fullmatch(name)), "data", name, "dataset names of letters, digits, '_' and '-'")
+    where = f"data.{name}"
+    if cfg.source == "embedded" and name != "mnist":
+        raise ParamsError(f"{where}.source = 'embedded' is invalid: the embedded subset is MNIST's (data.mnist); "
+                          f"use 'folder', 'npz' or 'torchvision' for {name}")
+    if cfg.source == "npz" and not cfg.npz_path:
+        raise ParamsError(f"{where}.npz_path is missing: source 'npz' needs the archive's path")
+    if cfg.source == "folder" and not cfg.root:
+        raise ParamsError(f"{where}.root is missing: source 'folder' needs the folder of class subfolders")
+    builtin = BUILTINS.get(name)
+    if builtin and (cfg.source == "folder" or cfg.source == "torchvision" and cfg.torchvision not in (
+            None, builtin.torchvision)):
+        raise ParamsError(f"{where} collides with the built-in dataset '{name}' ({builtin.torchvision}, whose "
+                          "tables carry the papers' rows): declare your dataset under a name of its own, "
+                          "e.g. data.my_images, and list that name in run.datasets")
 
 
 @dataclass
@@ -62,7 +95,7 @@ class Params:
     datasets: list[str]
     protocols: list[str]
     methods: list[str]  # every method run, the main model among them
-    classes: list[int]
+    classes: list[int] | str  # `all`, or labels; `classes_of` resolves them against a dataset's classes
     main_method: str
     latent_dim: int | str
     cache_dir: str
@@ -72,21 +105,31 @@ class Params:
     method_sections: dict[str, dict] = field(default_factory=dict)
     workers: int | str = 1  # classes trained at once, one process each (run.workers; `auto`: see pipeline)
     score_workers: int | str = 1  # classes scored at once (run.score_workers)
+    rank: dict = field(default_factory=dict)  # the `rank` section as written; ganad.ranking checks it
 
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
         return [self.main_method] + [m for m in self.methods if m != self.main_method]
 
-    def method_config(self, name: str, dataset: str):
-        """The method's Config for `dataset`: the main model's latent size is `model.latent_dim`, and `auto`
-        latent sizes become the paper's per-dataset value."""
+    def method_config(self, name: str, channels: int):
+        """The method's Config for images of `channels` channels: the main model's latent size is
+        `model.latent_dim`, and `auto` latent sizes become the paper's value for that kind of image."""
         section = dict(self.method_sections.get(name) or {})
         fields = {f.name for f in dataclasses.fields(config_class(name))}
         if name == self.main_method and "latent_dim" in fields:
             section["latent_dim"] = self.latent_dim
         if section.get("latent_dim", None) == "auto":
-            section["latent_dim"] = PAPER_LATENT_DIM[dataset]
+            section["latent_dim"] = PAPER_LATENT_DIM[channels]
         return build_config(config_class(name), section, f"methods.{name}")
+
+    def classes_of(self, dataset: str, names: list[str]) -> list[int]:
+        """run.classes for `dataset`, whose classes are `names`: all of them, or the listed labels."""
+        if self.classes == "all":
+            return list(range(len(names)))
+        for c in self.classes:
+            _require(c < len(names), "run.classes", c,
+                     f"labels of {dataset}'s {len(names)} classes 0..{len(names) - 1} ({', '.join(names)})")
+        return list(self.classes)
 
     def fingerprint(self, *parts: Any) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -115,10 +158,19 @@ def parse_params(raw: dict) -> Params:
     device = str(raw.get("device", "auto"))
     _require(device in ("auto", "cpu") or device.startswith("cuda"), "device", device, "'auto', 'cpu' or 'cuda[:N]'")
 
+    cache_dir = data.get("cache_dir", "data/cache")
+    _require(isinstance(cache_dir, str) and bool(cache_dir), "data.cache_dir", cache_dir, "a folder path")
+    declared = {name: build_config(DatasetParams, section, f"data.{name}")
+                for name, section in data.items() if name != "cache_dir"}
+    for name, cfg in declared.items():
+        check_dataset(name, cfg)
     datasets = list(run.get("datasets") or [])
     _require(bool(datasets), "run.datasets", datasets, "a non-empty list")
     for name in datasets:
-        _require(name in DATASET_SHAPES, "run.datasets", name, f"names from {sorted(DATASET_SHAPES)}")
+        _require(name in declared, "run.datasets", name,
+                 f"datasets declared under data ({sorted(declared)}); declare it as data.{name}: "
+                 "{source: folder, root: ...} (or npz, torchvision)")
+    _require(len(set(datasets)) == len(datasets), "run.datasets", datasets, "each dataset once")
     protocols = list(run.get("protocols") or [])
     _require(bool(protocols), "run.protocols", protocols, "a non-empty list")
     for name in protocols:
@@ -132,12 +184,12 @@ def parse_params(raw: dict) -> Params:
     _require(main_method in methods, "model.method", main_method, f"one of run.methods {methods} (add it there)")
     refuse_unknown(sections, REGISTRY, "methods")
 
-    n_classes = min(NUM_CLASSES[d] for d in datasets)
-    classes = run.get("classes", "all")
-    classes = list(range(n_classes)) if classes == "all" else list(classes)
-    _require(bool(classes), "run.classes", classes, "'all' or a non-empty list")
-    for c in classes:
-        _require(is_int(c) and 0 <= c < n_classes, "run.classes", c, f"class labels 0..{n_classes - 1}")
+    classes = run.get("classes", "all")  # the labels exist only in the data: the split stage checks them
+    if classes != "all":
+        _require(isinstance(classes, list) and bool(classes), "run.classes", classes, "'all' or a non-empty list")
+        for c in classes:
+            _require(is_int(c) and c >= 0, "run.classes", c, "class labels (integers >= 0)")
+        _require(len(set(classes)) == len(classes), "run.classes", classes, "each class once")
 
     workers, score_workers = run.get("workers", 1), run.get("score_workers", 1)
     for key, value in (("run.workers", workers), ("run.score_workers", score_workers)):
@@ -146,21 +198,18 @@ def parse_params(raw: dict) -> Params:
 
     latent_dim = model.get("latent_dim", "auto")
     _require(latent_dim == "auto" or (is_int(latent_dim) and latent_dim > 0), "model.latent_dim",
-             latent_dim, "'auto' (32 for mnist, 128 for cifar10) or a positive integer")
-
-    refuse_unknown(data, ("cache_dir", *DATASET_SHAPES), "data")
-    cache_dir = data.get("cache_dir", "data/cache")
-    _require(isinstance(cache_dir, str) and bool(cache_dir), "data.cache_dir", cache_dir, "a folder path")
-    dataset_params = {name: build_config(DatasetParams, data.get(name), f"data.{name}") for name in datasets}
+             latent_dim, "'auto' (32 for grey images, 128 for colour ones) or a positive integer")
+    dataset_params = {name: declared[name] for name in datasets}
 
     split = build_config(SplitParams, raw.get("split"), "split")
     report = build_config(ReportParams, raw.get("report"), "report")
-    _require(report.figure_class in classes, "report.figure_class", report.figure_class, f"one of run.classes {classes}")
+    _require(classes == "all" or report.figure_class in classes, "report.figure_class", report.figure_class,
+             f"one of run.classes {classes}")
     _require(report.ranking_method in REGISTRY, "report.ranking_method", report.ranking_method,
              f"names from {sorted(REGISTRY)}")
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
-                  dataset_params, split, report, dict(sections), workers, score_workers)
+                  dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -29,7 +29,6 @@ from .methods import method_class
 from .metrics import mean_roc
 from .pipeline import load_model
 from .scoretable import read_scores
-from .sources import CLASS_NAMES
 
 IMAGE_SIZE = 32
 NORMAL_COLOUR, ANOMALY_COLOUR = "#4c72b0", "#dd8452"
@@ -231,29 +230,34 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
                                       f"{dataset}, {protocol}: ROC averaged over classes"))
 
     main = params.main_method
+    names = layout.prepared_meta(dataset)["classes"]
+    classes = sorted(tables[main]["class"].unique().tolist())
+    figure_class = params.report.figure_class
+    if figure_class not in classes:
+        raise ValueError(f"report.figure_class = {figure_class} is not one of {dataset}'s classes run ({classes}); "
+                         "set it to one of them")
     per_class = {}
     for cls, group in tables[main].groupby("class"):
         fpr, tpr, _ = roc_curve(group["anomalous"], group["score"])
-        per_class[f"class {CLASS_NAMES[dataset][cls]}"] = (fpr, tpr, roc_auc_score(group["anomalous"], group["score"]))
+        per_class[f"class {names[cls]}"] = (fpr, tpr, roc_auc_score(group["anomalous"], group["score"]))
     written.append(roc_curves(per_class, out_dir / f"{stem}_{main}_roc_per_class.png",
                                       f"{main}, {dataset}, {protocol}"))
 
-    figure_class = params.report.figure_class
     chosen = tables[main][tables[main]["class"] == figure_class]
     written.append(score_histogram(
         chosen["score"].to_numpy(), chosen["anomalous"].to_numpy(), out_dir / f"{stem}_{main}_histogram.png",
-        f"{main}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+        f"{main}, {dataset}, {protocol}, class {names[figure_class]}"))
 
     if hasattr(method_class(main), "reconstructions"):
         rows = []
-        for cls in params.classes:
+        for cls in classes:
             model = load_model(params, dataset, protocol, main, cls)
             group = tables[main][tables[main]["class"] == cls]
             picks = [group[group["anomalous"] == flag]["index"].iloc[0] for flag in (0, 1)]
             images = ImageSet.from_dir(layout.prepared(dataset), np.array(picks))
             g_x, d_g_x = model.reconstructions(images.x)
             for k, kind in enumerate(("normal", "anomalous")):
-                title = f"class {CLASS_NAMES[dataset][cls]}: {kind} ({CLASS_NAMES[dataset][images.labels[k]]})"
+                title = f"class {names[cls]}: {kind} ({names[images.labels[k]]})"
                 rows.append((title, images.x[k].numpy(), g_x[k], d_g_x[k]))
         written.append(reconstruction_grid(rows, out_dir / f"{stem}_{main}_reconstructions.png"))
 
@@ -266,5 +270,5 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
         [("most anomalous", ImageSet.from_dir(prepared, most).x.numpy()),
          ("least anomalous", ImageSet.from_dir(prepared, least).x.numpy())],
         out_dir / f"{stem}_{ranker}_ranked.png",
-        f"{ranker}, {dataset}, {protocol}, class {CLASS_NAMES[dataset][figure_class]}"))
+        f"{ranker}, {dataset}, {protocol}, class {names[figure_class]}"))
     return written

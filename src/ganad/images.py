@@ -37,12 +37,12 @@ def resize_uint8(x: np.ndarray, size: int = IMAGE_SIZE, chunk: int = 4096) -> np
 
 
 def prepare(raw: RawDataset, out_dir: Path) -> dict:
-    """Write images.npy (uint8 N,C,32,32), labels.npy and meta.json into out_dir."""
+    """Write images.npy (uint8 N,C,32,32), labels.npy and meta.json (sizes, channels, class names) into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images = resize_uint8(np.concatenate([to_nchw(raw.x_train), to_nchw(raw.x_test)]))
     labels = np.concatenate([raw.y_train, raw.y_test]).astype(np.int64)
     meta = {"dataset": raw.name, "n_train": len(raw.y_train), "n_test": len(raw.y_test),
-            "channels": int(images.shape[1]), "size": IMAGE_SIZE}
+            "channels": int(images.shape[1]), "size": IMAGE_SIZE, "classes": list(raw.classes)}
     np.save(out_dir / "images.npy", images)
     np.save(out_dir / "labels.npy", labels)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -74,7 +74,3 @@ class ImageSet:
     @property
     def channels(self) -> int:
         return int(self.x.shape[1])
-
-
-def load_meta(prepared_dir: Path) -> dict:
-    return json.loads((Path(prepared_dir) / "meta.json").read_text())

@@ -14,7 +14,7 @@ import pandas as pd
 from . import layout, store
 from .config import Params, load_method_config
 from .device import resolve_device, seed_everything
-from .images import ImageSet, load_meta
+from .images import ImageSet
 from .methods import code_version, method_class
 from .protocols import anomaly_labels, load_split
 from .training import TrainingRun
@@ -38,7 +38,7 @@ def train_class(params: Params, dataset: str, protocol: str, method_name: str, c
                                      split["train"].tolist(), split["val"].tolist(), code_version(method_name))
 
     seed_everything(params.seed * 1000 + cls)
-    method = method_class(method_name)(config, load_meta(prepared)["channels"], device)
+    method = method_class(method_name)(config, layout.prepared_meta(dataset)["channels"], device)
     checkpoint = layout.checkpoint(dataset, protocol, method_name, cls)
     with TrainingRun(checkpoint, fingerprint, layout.training_log(dataset, protocol, method_name, cls)) as run:
         method.fit(train, val, run)
@@ -99,18 +99,18 @@ def start_method(device: str) -> str:
     return "spawn"
 
 
-def for_each_class(params: Params, fn, *args, workers: int | str = 1) -> list:
-    """[fn(params, *args, cls) for cls in run.classes], `workers` (run.workers or run.score_workers)
+def for_each_class(params: Params, classes: list[int], fn, *args, workers: int | str = 1) -> list:
+    """[fn(params, *args, cls) for cls in classes], `workers` (run.workers or run.score_workers)
     processes at once (see `start_method`; each with cores // workers torch threads); results in class order.
     Every class's result is its own, so the numbers depend on the worker count only through the
     thread count (float rounding). The first class that fails stops the others that have not
     started, and its exception is raised."""
-    workers = worker_count(workers, params.device, len(params.classes))
+    workers = worker_count(workers, params.device, len(classes))
     if workers <= 1:
-        return [fn(params, *args, cls) for cls in params.classes]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method(params.device)), initializer=_worker_threads,
-                             initargs=(workers,)) as pool:
-        futures = [pool.submit(fn, params, *args, cls) for cls in params.classes]
+        return [fn(params, *args, cls) for cls in classes]
+    context = multiprocessing.get_context(start_method(params.device))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_threads, initargs=(workers,)) as pool:
+        futures = [pool.submit(fn, params, *args, cls) for cls in classes]
         try:
             return [future.result() for future in futures]
         except BaseException:

@@ -82,9 +82,30 @@ def make_splits(
     return splits
 
 
+def check_splits(splits: dict[int, dict[str, np.ndarray]], protocol: str, labels: np.ndarray, dataset: str,
+                 names: list[str]) -> None:
+    """Every class has training images and a test split with normal and anomalous images, else stop
+    (before anything is written) naming the class."""
+    for cls, parts in splits.items():
+        where = f"{dataset} {protocol}: class {cls} ({names[cls]})"
+        if not len(parts["train"]):
+            raise ValueError(f"{where} has no training images; add images to it, or leave it out of run.classes")
+        kinds = set(anomaly_labels(protocol, labels[parts["test"]], cls).tolist())
+        if kinds != {0, 1}:
+            missing = "anomalous" if 1 not in kinds else "normal"
+            raise ValueError(f"{where}: its test split has no {missing} images, so no AUROC can be measured; "
+                             "add test images (or, for a dataset of one class, rank it with the `rank` stages)")
+
+
 def save_splits(path, splits: dict[int, dict[str, np.ndarray]]) -> None:
     arrays = {f"{part}_{cls}": idx for cls, parts in splits.items() for part, idx in parts.items()}
     np.savez(path, **arrays)
+
+
+def split_classes(path) -> list[int]:
+    """The classes a splits file holds, in order: what the train and score stages run."""
+    with np.load(path) as archive:
+        return sorted(int(key.split("_")[1]) for key in archive.files if key.startswith("train_"))
 
 
 def load_split(path, cls: int) -> dict[str, np.ndarray]:

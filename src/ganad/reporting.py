@@ -9,20 +9,22 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .sources import CLASS_NAMES
 
 NOT_RUN = "not yet run"
 
 
-def auroc_table(dataset: str, protocol: str, ours: dict[str, dict], classes: list[int]) -> pd.DataFrame:
-    """Rows (method, source) with source in ours / paper / ours - paper; columns the classes and the mean.
+def auroc_table(dataset: str, protocol: str, ours: dict[str, dict], classes: list[int],
+                names: list[str]) -> pd.DataFrame:
+    """Rows (method, source) with source in ours / paper / ours - paper; columns the classes (by their names
+    in `names`) and the mean.
 
     Methods a paper reports that we did not run get one row marked as not run;
     the mean of our row is over the classes we ran, the paper's over all ten.
+    A dataset the papers did not use has our rows alone.
     """
     paper_rows = paper.paper_rows(dataset, protocol)
     order = paper.TABLE_ORDER[protocol] + [m for m in ours if m not in paper.TABLE_ORDER[protocol]]
-    columns = [CLASS_NAMES[dataset][c] for c in classes] + ["mean"]
+    columns = [names[c] for c in classes] + ["mean"]
     rows, index = [], []
     for method in order:
         mine = ours.get(method)
@@ -67,17 +69,24 @@ def summarise_selected(selected: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
-def write_tables(dataset: str, protocol: str, metrics_path: Path, classes: list[int], out_dir: Path,
+def metric_classes(ours: dict[str, dict]) -> list[int]:
+    """The classes the metrics cover (every method that ran has the same)."""
+    ran = [r["auroc"] for r in ours.values() if "auroc" in r]
+    return sorted(int(c) for c in ran[0] if c != "mean") if ran else []
+
+
+def write_tables(dataset: str, protocol: str, metrics_path: Path, names: list[str], out_dir: Path,
                  selections: dict[str, dict] | None = None) -> pd.DataFrame:
     ours = json.loads(Path(metrics_path).read_text())
-    table = auroc_table(dataset, protocol, ours, classes)
+    table = auroc_table(dataset, protocol, ours, metric_classes(ours), names)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{dataset}_{protocol}"
     table.to_csv(stem.with_suffix(".csv"))
     what = "anomalous class" if protocol == "leave_one_class_out" else "normal class"
-    header = (f"# AUROC, {dataset}, {protocol.replace('_', '-')} (columns: the {what})\n\n"
-              f"Paper rows: {paper.PAPER_SOURCE[protocol]}. Higher is better; "
-              "'ours - paper' is our AUROC minus the paper's.\n\n")
+    source = (f"Paper rows: {paper.PAPER_SOURCE[protocol]}. Higher is better; "
+              "'ours - paper' is our AUROC minus the paper's." if paper.paper_rows(dataset, protocol)
+              else f"The papers report no {dataset} results: our rows only. Higher is better.")
+    header = f"# AUROC, {dataset}, {protocol.replace('_', '-')} (columns: the {what})\n\n{source}\n\n"
     notes = "".join(f"- {m} was not run: {r['unavailable']}\n" for m, r in ours.items() if "unavailable" in r)
     notes += "".join(f"- {m} chose (on training or validation data): {summarise_selected(c)}\n"
                      for m, c in (selections or {}).items() if c)

