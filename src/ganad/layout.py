@@ -1,5 +1,6 @@
 """Where each stage reads and writes; dvc.yaml spells the same paths."""
 
+import json
 from pathlib import Path
 
 DATA = Path("data")
@@ -13,6 +14,11 @@ def raw(dataset: str) -> Path:
 
 def prepared(dataset: str) -> Path:
     return DATA / "prepared" / dataset
+
+
+def prepared_meta(dataset: str) -> dict:
+    """The prepared dataset's sizes, channel count and class names (meta.json, written by `images.prepare`)."""
+    return json.loads((prepared(dataset) / "meta.json").read_text())
 
 
 def splits(dataset: str, protocol: str) -> Path:
@@ -61,3 +67,40 @@ def tables() -> Path:
 
 def figures(dataset: str, protocol: str) -> Path:
     return REPORTS / "figures" / f"{dataset}_{protocol}"
+
+
+# --- ranking folders of images (ganad.ranking; the rank_* stages) ---
+
+def ranking_demo() -> Path:
+    """The offline demo's folders (normal/, mixed/<digit>/, flat/), written by the rank_demo stage."""
+    return DATA / "demo" / "rank"
+
+
+def ranking_model(method: str) -> Path:
+    return MODELS / "ranking" / f"{method}.safetensors"
+
+
+def ranking_checkpoint(method: str) -> Path:
+    """Outside every DVC output, so that an interrupted rank_train can resume from it."""
+    return DATA / "checkpoints" / "ranking" / f"{method}.safetensors"
+
+
+def ranking_log(method: str) -> Path:
+    return REPORTS / "training" / "ranking" / method
+
+
+def ranking_dir(collection: str) -> Path:
+    return REPORTS / "ranking" / collection
+
+
+def ranking_scores(collection: str) -> Path:
+    return ranking_dir(collection) / "scores.csv"
+
+
+def ranking_grid(collection: str) -> Path:
+    """The most and least anomalous images of the collection (the layout of ADGAN Figs. 4-6)."""
+    return ranking_dir(collection) / "ranked.png"
+
+
+def ranking_metrics(collection: str) -> Path:
+    return ranking_dir(collection) / "metrics.json"

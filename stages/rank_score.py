@@ -1,0 +1,35 @@
+"""rank_score: rank one collection of images (`rank.collections.<name>`) by the ranking model's score."""
+
+import click
+
+from ganad import layout
+from ganad.config import load_params
+from ganad.ranking import collection_folder, extremes, load_model, publish, rank_collection, rank_params
+from ganad.ranking_figure import ranked_grid
+
+
+@click.command()
+@click.option("--collection", required=True, help="A name from rank.collections.")
+def main(collection: str) -> None:
+    """Write reports/ranking/<collection>/: scores.csv (path, score, rank, and label for a classed
+    folder; sorted by score descending, then path; rank 1 is the most anomalous), ranked.png (the
+    rank.grid_count most and least anomalous images, as ADGAN Figs. 4-6) and metrics.json (image
+    count; for a classed folder holding rank.normal_label and other labels, the AUROC of normal
+    against the rest). Files that cannot be decoded are skipped with a warning that lists them.
+    The three files are replaced together, only once all are written.
+    """
+    params = load_params()
+    rank = rank_params(params)
+    collection_folder(rank, collection)  # a name not in rank.collections stops before the model loads
+    ranking = rank_collection(params, rank, collection, load_model(params, rank))
+    most, least = extremes(ranking, rank.grid_count)
+    title = f"{rank.method}: {collection} ({len(ranking.table)} images), most anomalous above, least below"
+    publish(ranking, lambda path: ranked_grid(most, least, path, title))
+    auroc = ranking.metrics.get("auroc")
+    click.echo(f"{collection}: {len(ranking.table)} images ranked into {layout.ranking_dir(collection)}"
+               + (f", AUROC {auroc:.3f} ({rank.normal_label} against the rest)" if auroc is not None else "")
+               + (f"; {ranking.metrics['note']}" if "note" in ranking.metrics else ""))
+
+
+if __name__ == "__main__":
+    main()
