@@ -99,6 +99,7 @@ def test_bad_params_in_a_method_section_stop_the_configure_stage(workspace):
     params["methods"]["dcae"]["lr"] = -1
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     invoke("fetch", "--dataset", "mnist")
+    invoke("preprocess", "--dataset", "mnist")  # configure reads the channel count from the prepared meta
     result = CliRunner().invoke(stage("configure"), ["--dataset", "mnist"])
     assert result.exit_code != 0 and "methods.dcae.lr = -1 is invalid: must be a finite number > 0" in str(
         result.exception)
