@@ -1,5 +1,6 @@
-"""Shared fixtures: small synthetic datasets, never the real ones."""
+"""Shared fixtures: small synthetic datasets, never the real ones; running stage scripts."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,23 @@ from ganad.images import ImageSet
 from ganad.sources import RawDataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(name):
+    """A stage script's click command, loaded from stages/<name>.py."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def invoke(name, *args):
+    """Run a stage script with `args`; it must succeed. Its output."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(stage(name), list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
 
 torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation
 

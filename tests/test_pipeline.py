@@ -1,9 +1,7 @@
 """The stage scripts end to end on a tiny synthetic dataset, in a scratch folder."""
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,20 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def stage(name):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def invoke(name, *args):
-    result = CliRunner().invoke(stage(name), list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+from conftest import ROOT, invoke, stage
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ second tells them apart. Bad input stops with a message naming the params key or
 path and the fix, and leaves what was written before as it was.
 """
 
-import importlib.util
 import json
 import re
 import warnings
@@ -22,22 +21,9 @@ from sklearn.metrics import roc_auc_score
 from ganad.checks import ParamsError
 from ganad.config import load_params
 from ganad.ranking import rank_collection, rank_params
-from conftest import ROOT
+from conftest import ROOT, invoke, stage
 
 GRID = 3  # rank.grid_count: collections need at least 6 images
-
-
-def stage(name):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def invoke(name, *args):
-    result = CliRunner().invoke(stage(name), list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def failure(name, *args) -> str:
