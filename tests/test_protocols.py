@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganad.protocols import anomaly_labels, leave_one_class_out, load_split, make_splits, save_splits
+from ganad.protocols import anomaly_labels, check_splits, leave_one_class_out, load_split, make_splits, save_splits
 
 # Official MNIST class counts: 60,000 training and 10,000 test images.
 MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -102,3 +102,16 @@ def test_splits_round_trip_and_missing_class(tmp_path, mnist_labels):
     np.testing.assert_array_equal(loaded["test"], splits[2]["test"])
     with pytest.raises(KeyError, match="class 3"):
         load_split(tmp_path / "s.npz", 3)
+
+
+def test_a_class_without_training_images_or_anomalies_stops_the_split():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])  # class 2: one image
+    names = ["a", "b", "c"]
+    splits = make_splits("leave_one_class_out", labels, len(labels), [0, 1], 0)
+    check_splits(splits, "leave_one_class_out", labels, "tiny", names)  # both classes are fine
+    no_train = {2: {"train": np.array([], dtype=np.int64), "val": np.array([], dtype=np.int64), "test": np.array([6])}}
+    with pytest.raises(ValueError, match=r"tiny one_class_normal: class 2 \(c\) has no training images"):
+        check_splits(no_train, "one_class_normal", labels, "tiny", names)
+    only_normal = {0: {"train": np.array([3, 4]), "val": np.array([], dtype=np.int64), "test": np.array([5])}}
+    with pytest.raises(ValueError, match=r"class 0 \(a\): its test split has no anomalous images"):
+        check_splits(only_normal, "leave_one_class_out", labels, "tiny", names)

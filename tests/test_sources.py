@@ -242,3 +242,10 @@ def test_folder_dataset_bad_layouts_name_the_folder(tmp_path):
     image_folder(tmp_path / "half" / "train", n=3)
     with pytest.raises(DataError, match="has a 'train' folder but not the other"):
         load_folder("half", tmp_path / "half")
+
+
+def test_torchvision_datasets_without_a_split_or_a_download_location_are_refused(tmp_path):
+    with pytest.raises(DataError, match="ImageFolder has no train/test split.*use source 'folder'"):
+        fetch("imagefolder", declared(source="torchvision"), cache_dir=str(tmp_path))
+    with pytest.raises(DataError, match="FakeData has no download location.*drop the mirror"):
+        fetch("fakedata", declared(source="torchvision", mirror="http://127.0.0.1:9/"), cache_dir=str(tmp_path))
