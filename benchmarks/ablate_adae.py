@@ -203,10 +203,12 @@ def summarise(out: Path) -> str:
 @click.option("--lr", default=1e-4, show_default=True, type=float)
 @click.option("--select", default="best_val", show_default=True, type=click.Choice(["last", "best_val"]))
 @click.option("--jobs", default=1, show_default=True, type=int, help="runs at once, one process each")
+@click.option("--threads", default=0, show_default=True, type=int,
+              help="torch threads per run (0: the CPU's cores shared among the jobs); 1 leaves a core free")
 @click.option("--out", default="reports/ablation/adae_mnist", show_default=True, type=click.Path(file_okay=False))
 @click.option("--summarise", "only_summarise", is_flag=True, help="only write <out>/README.md from finished runs")
 def main(data, variants, classes, seeds, split_seed, leaky, audit_leaky, epochs, width, latent_dim, batch_size, lr, select, jobs,
-         out, only_summarise):
+         threads, out, only_summarise):
     """Run the ablation (see the module docstring); finished runs are kept and skipped."""
     out = Path(out)
     if not only_summarise:
@@ -214,7 +216,7 @@ def main(data, variants, classes, seeds, split_seed, leaky, audit_leaky, epochs,
             raise click.UsageError("--data is required: an MNIST npz with x_train, y_train, x_test, y_test")
         base = {"latent_dim": latent_dim, "width": width, "epochs": epochs, "min_steps": 0, "batch_size": batch_size,
                 "lr": lr, "select": select, "threads": 0}
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         todo = []
         for seed in (int(s) for s in seeds.split(",")):  # variants innermost: paired runs finish together
             for cls in (int(c) for c in classes.split(",")):
