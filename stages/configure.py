@@ -15,13 +15,15 @@ def main(dataset: str) -> None:
     """Write data/config/<dataset>/<method>.json for every method in run.methods.
 
     Each file is the method's Config with every default filled in, the main model's
-    latent size taken from model.latent_dim and `auto` sizes resolved for the dataset's channel count.
+    latent size taken from model.latent_dim and `auto` sizes resolved for the dataset (its channel count, or
+    the size its prepared meta.json names).
     A method's train and score stages depend on its file alone, so a params change
     retrains only the methods whose resolved Config it changes.
     """
     params = load_params()
-    channels = layout.prepared_meta(dataset)["channels"]
-    configs = {name: params.method_config(name, channels) for name in params.all_methods()}  # all checked first
+    meta = layout.prepared_meta(dataset)  # channels, and the latent size `auto` means there (brain: 128)
+    configs = {name: params.method_config(name, meta["channels"], meta.get("latent_dim"))
+               for name in params.all_methods()}  # all checked first
     for name, config in configs.items():
         path = layout.method_config(dataset, name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -111,3 +112,51 @@ def inverted_blob_sets(n_train=256, n_test=64, seed=0):
     val = image_set(smooth_blobs(n_train // 4, rng), [0] * (n_train // 4))
     test = image_set(torch.cat([smooth_blobs(n_test, rng), -smooth_blobs(n_test, rng)]), [0] * n_test + [1] * n_test)
     return train, val, test
+
+
+# --- small brain volumes in the real HCP and BraTS layouts (tests/test_brain_*.py) ---
+
+SHAPE = (24, 20, 16)  # x, y, z: not square in-plane, so padding to a square is exercised
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])  # how BraTS files are stored
+HCP_AFFINE = np.diag([-0.7, 0.7, 0.7, 1.0])  # LAS at 0.7 mm
+BRATS_2017 = ("t1", "t1ce", "t2", "flair", "seg")
+BRATS_2023 = ("t1n", "t1c", "t2w", "t2f", "seg")
+
+
+def head(seed=0, shape=SHAPE) -> np.ndarray:
+    """A skull-stripped 'brain': an ellipsoid of positive intensities in a zero background, empty top and bottom."""
+    rng = np.random.default_rng(seed)
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    inside = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 < 1
+    return np.where(inside, rng.uniform(100, 300, shape), 0).astype(np.float32)
+
+
+def lesion(shape=SHAPE, z=(6, 9)) -> np.ndarray:
+    """Labels 1, 2, 4 (BraTS 2017) in a block of axial slices z[0]..z[1]-1."""
+    seg = np.zeros(shape, dtype=np.int16)
+    seg[8:14, 7:12, z[0]:z[1]] = 2
+    seg[10:12, 9:11, z[0]:z[1]] = 1
+    seg[9, 8, z[0]:z[1]] = 4
+    return seg
+
+
+def save(path, data, affine=np.eye(4)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def brats_case(folder, seed=0, keys=BRATS_2017, sep="_", ext=".nii.gz", seg=None, affine=LPS):
+    """A case folder `<folder>/<name><sep><key><ext>`, stored as BraTS stores it (LPS: both in-plane axes flipped)."""
+    image = head(seed)
+    labels = lesion() if seg is None else seg
+    for key in keys:
+        data = labels if key == "seg" else image
+        stored = data[::-1, ::-1] if affine is LPS else data
+        save(folder / f"{folder.name}{sep}{key}{ext}", np.ascontiguousarray(stored), affine)
+    return folder
+
+
+def hcp_subject(root, name, seed=0, modalities=("T1w", "T2w")):
+    for modality in modalities:
+        save(root / name / "T1w" / f"{modality}_acpc_dc_restore_brain.nii.gz", head(seed + 100), HCP_AFFINE)

@@ -35,6 +35,7 @@ TWEAKS = {
     "adae": {"lr": 5e-4, "batch_size": 16, "epochs": 4},
     "adgan": {"lr": 5e-4, "n_critic": 2, "n_seed": 4, "k": 3, "val_images": 2},
     "vae": {"lr": 2e-3, "epochs": 6, "score_samples": 2},
+    "cevae": {"lr": 2e-3, "epochs": 4},
     "dcae": {"lr": 2e-3, "epochs": 4},
     "anogan": {"lr": 1e-3, "epochs": 4, "search_steps": 20, "search_lr": [[1.0, 0.05]], "val_images": 2},
     "ganomaly": {"lr": 1e-3, "epochs": 10},

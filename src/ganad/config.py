@@ -32,7 +32,7 @@ from .sources import BUILTINS, SOURCES
 # images (CIFAR-10) 128; `auto` resolves to these for any dataset.
 PAPER_LATENT_DIM = {1: 32, 3: 128}
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a path part and a DVC matrix key
-TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods", "rank")
+TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods", "rank", "brain")
 
 
 @dataclass
@@ -106,20 +106,22 @@ class Params:
     workers: int | str = 1  # classes trained at once, one process each (run.workers; `auto`: see pipeline)
     score_workers: int | str = 1  # classes scored at once (run.score_workers)
     rank: dict = field(default_factory=dict)  # the `rank` section as written; ganad.ranking checks it
+    brain: dict = field(default_factory=dict)  # the `brain` section as written; ganad.brain.brain_params checks it
 
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
         return [self.main_method] + [m for m in self.methods if m != self.main_method]
 
-    def method_config(self, name: str, channels: int):
+    def method_config(self, name: str, channels: int, auto_latent: int | None = None):
         """The method's Config for images of `channels` channels: the main model's latent size is
-        `model.latent_dim`, and `auto` latent sizes become the paper's value for that kind of image."""
+        `model.latent_dim`, and `auto` latent sizes become `auto_latent` when the dataset names one (the
+        brain data: 128) or else the paper's value for that kind of image."""
         section = dict(self.method_sections.get(name) or {})
         fields = {f.name for f in dataclasses.fields(config_class(name))}
         if name == self.main_method and "latent_dim" in fields:
             section["latent_dim"] = self.latent_dim
         if section.get("latent_dim", None) == "auto":
-            section["latent_dim"] = PAPER_LATENT_DIM[channels]
+            section["latent_dim"] = auto_latent or PAPER_LATENT_DIM[channels]
         return build_config(config_class(name), section, f"methods.{name}")
 
     def classes_of(self, dataset: str, names: list[str]) -> list[int]:
@@ -209,7 +211,8 @@ def parse_params(raw: dict) -> Params:
              f"names from {sorted(REGISTRY)}")
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
-                  dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"))
+                  dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"),
+                  _section(raw, "brain"))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

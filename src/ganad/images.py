@@ -1,7 +1,8 @@
 """Prepared images: 32x32 uint8 NCHW on disk, [-1, 1] float tensors in memory.
 
 `prepare` pools the official train and test images (in that order) and resizes
-them once. Stages open the pooled array with `np.load(mmap_mode="r")` and read
+them once. Data that is not 8-bit (z-scored MRI slices, `ganad.brain`) is stored as
+float16 already in [-1, 1] and read as it is. Stages open the pooled array with `np.load(mmap_mode="r")` and read
 only the rows a split names, so no stage copies a whole dataset.
 """
 
@@ -49,8 +50,10 @@ def prepare(raw: RawDataset, out_dir: Path) -> dict:
     return meta
 
 
-def to_unit_range(batch_uint8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(batch_uint8, dtype=np.float32)) / 127.5 - 1.0
+def to_unit_range(batch: np.ndarray) -> torch.Tensor:
+    """uint8 pixels 0..255 to [-1, 1]; float images are in [-1, 1] already."""
+    values = torch.from_numpy(np.asarray(batch, dtype=np.float32))
+    return values / 127.5 - 1.0 if batch.dtype == np.uint8 else values
 
 
 @dataclass

@@ -104,3 +104,20 @@ def ranking_grid(collection: str) -> Path:
 
 def ranking_metrics(collection: str) -> Path:
     return ranking_dir(collection) / "metrics.json"
+
+
+# --- brain MRI (ganad.brain; the brain_* stages) ---
+
+def brain_demo() -> Path:
+    """The offline demo's volumes in the HCP and BraTS layouts (hcp/, brats/), written by the brain_demo stage."""
+    return DATA / "demo" / "brain"
+
+
+def brain_reports() -> Path:
+    """prepare.json and orientation.png (brain_prepare); results.md, metrics.json and Fig. 3 (brain_report)."""
+    return REPORTS / "brain"
+
+
+def brain_slices(dataset: str) -> Path:
+    """One row per prepared slice: its source, subject, grade, axial index and voxel counts."""
+    return prepared(dataset) / "slices.csv"

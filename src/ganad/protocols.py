@@ -8,22 +8,26 @@ arrays `train`, `val`, `test`; `val` is carved from training normal data only.
   pooled normal images train, the other 20 % plus every image of class c test.
 - one_class_normal (ADGAN, after Schoelkopf): class c is normal; train on its
   official training images, test on `test_size` random official test items.
+- healthy_to_tumour (ADAE 4.1, the brain data only; `ganad.brain.slices` writes its
+  split): class 0 (normal) trains on healthy subjects, validates on held-out healthy
+  subjects, and tests on every slice of the tumour volumes; a tumour slice is anomalous.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PROTOCOLS = ("leave_one_class_out", "one_class_normal")
+PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
+BRAIN_PROTOCOL = "healthy_to_tumour"  # for the brain data alone
 
 
 def anomaly_labels(protocol: str, labels: np.ndarray, cls: int) -> np.ndarray:
     """1 for anomalous, 0 for normal: higher scores should go to the 1s."""
     if protocol == "leave_one_class_out":
         return (labels == cls).astype(np.int64)
-    if protocol == "one_class_normal":
+    if protocol in ("one_class_normal", BRAIN_PROTOCOL):
         return (labels != cls).astype(np.int64)
-    raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS)}")
+    raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS) + [BRAIN_PROTOCOL]}")
 
 
 def _carve_validation(train: np.ndarray, val_fraction: float, rng: np.random.Generator):

@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "adgan": "ADGAN",
     "dcae": "DCAE",
     "vae": "VAE",
+    "cevae": "CEVAE",
     "kde": "KDE",
     "kde_alexnet": "KDEAlexNet",
     "ocsvm": "OCSVM",

@@ -1,0 +1,42 @@
+"""brain_report: the brain study's slice-wise results table, per-grade AUROCs and ADAE Fig. 3."""
+
+import json
+
+import click
+import pandas as pd
+
+from ganad import layout
+from ganad.brain import DATASET, PROTOCOL
+from ganad.brain.report import method_metrics, slice_scores, write_results
+from ganad.config import load_params
+from ganad.scoretable import read_scores
+
+
+@click.command()
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=100),
+              help="Bootstrap resamples of patients for each AUROC's 95 % interval.")
+def main(bootstrap: int) -> None:
+    """Write reports/brain/{metrics.json, results.md, fig3_auroc.png} from every method's brain scores.
+
+    Each method's AUROC is pooled over all test slices (every slice of the tumour
+    volumes), with a 95 % bootstrap interval that resamples patients, and computed
+    within each grade (HGG, LGG). A method that could not run is listed with its reason.
+    """
+    params = load_params()
+    slices = pd.read_csv(layout.brain_slices(DATASET))
+    prepared = json.loads((layout.brain_reports() / "prepare.json").read_text())
+    metrics = {}
+    for method in params.all_methods():
+        scores, reason = read_scores(layout.scores(DATASET, PROTOCOL, method))
+        if reason is not None:
+            metrics[method] = {"unavailable": reason}
+            continue
+        metrics[method] = method_metrics(slice_scores(scores, slices), bootstrap, params.seed)
+        m = metrics[method]
+        click.echo(f"brain {method}: AUROC {m['auroc']:.3f} [{m['auroc_ci95'][0]:.3f}, {m['auroc_ci95'][1]:.3f}]")
+    for path in write_results(metrics, prepared, layout.brain_reports()):
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The brain study's report: pooled and per-grade AUROC, a patient bootstrap interval, Fig. 3."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ganad.brain.report import PAPER_AUROC, method_metrics, patient_interval, slice_scores, write_results
+
+
+def score_table(seed=0, patients=8, slices=40, shift=1.0):
+    """Test slices of `patients` cases (half HGG, half LGG), each with tumour and normal slices."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(patients):
+        for z in range(slices):
+            tumour = int(slices // 3 <= z < 2 * slices // 3)
+            rows.append({"class": 0, "index": p * slices + z, "label": tumour, "anomalous": tumour,
+                         "score": rng.normal() + shift * tumour})
+    scores = pd.DataFrame(rows)
+    grades = ["HGG" if p % 2 == 0 else "LGG" for p in range(patients) for _ in range(slices)]
+    subjects = [f"case{p}" for p in range(patients) for _ in range(slices)]
+    slice_rows = pd.DataFrame({"index": np.arange(patients * slices), "subject": subjects, "grade": grades})
+    return slice_scores(scores, slice_rows)
+
+
+def test_pooled_and_per_grade_auroc_are_scikit_learns_on_the_right_slices():
+    table = score_table()
+    m = method_metrics(table, n_resamples=200)
+    assert m["auroc"] == pytest.approx(roc_auc_score(table["anomalous"], table["score"]), abs=1e-4)
+    hgg = table[table["grade"] == "HGG"]
+    assert m["auroc_HGG"] == pytest.approx(roc_auc_score(hgg["anomalous"], hgg["score"]), abs=1e-4)
+    assert "auroc_LGG" in m
+
+
+def test_the_patient_interval_holds_the_estimate_narrows_with_more_patients_and_repeats():
+    few, many = score_table(patients=6), score_table(patients=60)
+    low_few, high_few = patient_interval(few, 300, seed=1)
+    low_many, high_many = patient_interval(many, 300, seed=1)
+    assert low_few <= roc_auc_score(few["anomalous"], few["score"]) <= high_few
+    assert high_many - low_many < high_few - low_few
+    assert patient_interval(few, 300, seed=1) == (low_few, high_few)
+
+
+def test_scores_of_slices_the_prepared_data_lacks_are_refused():
+    scores = pd.DataFrame({"class": [0], "index": [99], "label": [0], "anomalous": [0], "score": [0.1]})
+    slices = pd.DataFrame({"index": [0], "subject": ["a"], "grade": ["HGG"]})
+    with pytest.raises(ValueError, match="brain_prepare"):
+        slice_scores(scores, slices)
+
+
+def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
+    table = score_table()
+    metrics = {m: method_metrics(table, n_resamples=100) for m in ("adae", "dcae", "vae")}
+    metrics["cevae"] = {"unavailable": "not installed"}
+    paths = write_results(metrics, {"demo": True, "counts": {"slices": 320}}, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "not a tumour benchmark" in text and f"{PAPER_AUROC['adae']:.3f}" in text and "not run" in text
+    assert json.loads((tmp_path / "metrics.json").read_text())["adae"]["auroc"] == metrics["adae"]["auroc"]
+    assert all(p.is_file() for p in paths) and (tmp_path / "fig3_auroc.png").stat().st_size > 1000
