@@ -1,17 +1,17 @@
-"""brain_demo: the offline brain-MRI demo in the HCP and BraTS 2017 layouts (a demo of the pipeline, not a benchmark)."""
+"""brain_demo: the offline brain-MRI demo in the HCP and BraTS 2017 layouts (a pipeline demo, not a benchmark)."""
 
 import os
 import shutil
 import time
-from pathlib import Path
 
 import click
 
+from ganad import layout
 from ganad.brain import brain_params
 from ganad.brain.demo import STATEMENT, build
 from ganad.config import load_params
 
-OUT = Path("data/demo/brain")  # dvc.yaml's output; brain.hcp_root and brain.brats_root point inside it by default
+OUT = layout.brain_demo()  # brain.hcp_root and brain.brats_root point inside it by default
 MAX_WORKERS = 4  # volumes written at once, one process each (about 0.5 GB each); the files do not depend on it
 
 

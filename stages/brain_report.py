@@ -26,7 +26,7 @@ def main(bootstrap: int) -> None:
     slices = pd.read_csv(layout.brain_slices(DATASET))
     prepared = json.loads((layout.brain_reports() / "prepare.json").read_text())
     metrics = {}
-    for method in params.all_methods():
+    for method in params.methods_for(DATASET):
         scores, reason = read_scores(layout.scores(DATASET, PROTOCOL, method))
         if reason is not None:
             metrics[method] = {"unavailable": reason}

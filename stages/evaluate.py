@@ -20,7 +20,7 @@ def main(dataset: str, protocol: str) -> None:
     """
     params = load_params()
     results = {}
-    for method in params.all_methods():
+    for method in params.methods_for(dataset):
         table, reason = read_scores(layout.scores(dataset, protocol, method))
         if reason is not None:
             results[method] = {"unavailable": reason}

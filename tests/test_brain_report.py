@@ -42,6 +42,8 @@ def test_the_patient_interval_holds_the_estimate_narrows_with_more_patients_and_
     assert low_few <= roc_auc_score(few["anomalous"], few["score"]) <= high_few
     assert high_many - low_many < high_few - low_few
     assert patient_interval(few, 300, seed=1) == (low_few, high_few)
+    one_resample_is_everyone = patient_interval(few.assign(subject="one"), 300)  # one patient: no interval
+    assert np.isnan(one_resample_is_everyone).all()
 
 
 def test_scores_of_slices_the_prepared_data_lacks_are_refused():
@@ -55,8 +57,12 @@ def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
     table = score_table()
     metrics = {m: method_metrics(table, n_resamples=100) for m in ("adae", "dcae", "vae")}
     metrics["cevae"] = {"unavailable": "not installed"}
-    paths = write_results(metrics, {"demo": True, "counts": {"slices": 320}}, tmp_path)
+    counts = {"hcp_subjects": 4, "slices": {"hcp": 400, "brats": 320}, "split": {"train": 300, "val": 100},
+              "brats_cases": {"HGG": 4, "LGG": 4}, "tumour_slices": 107}
+    prepared = {"preprocessing": {"demo": True, "counts": counts, "modality": "t2", "label_rule": "any", "clip": 3.0}}
+    paths = write_results(metrics, prepared, tmp_path)
     text = (tmp_path / "results.md").read_text()
     assert "not a tumour benchmark" in text and f"{PAPER_AUROC['adae']:.3f}" in text and "not run" in text
+    assert "4 healthy subjects (400 slices; 300 train, 100 validation" in text and "4 HGG, 4 LGG" in text
     assert json.loads((tmp_path / "metrics.json").read_text())["adae"]["auroc"] == metrics["adae"]["auroc"]
     assert all(p.is_file() for p in paths) and (tmp_path / "fig3_auroc.png").stat().st_size > 1000

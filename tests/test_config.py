@@ -193,3 +193,28 @@ def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, v
 def test_no_default_points_outside_the_repository():
     for path in [ROOT / "params.yaml", *(ROOT / "conf").rglob("*.yaml")]:
         assert "../" not in path.read_text(), f"{path} names a path outside the repository"
+
+
+def test_brain_methods_must_be_run_methods_and_choose_what_runs_on_the_brain_data(raw):
+    raw["brain"]["methods"] = ["vae", "adae"]
+    params = parse_params(raw)
+    assert params.methods_for("brain") == ["adae", "vae"]  # the main model first, as in every table
+    assert params.methods_for("mnist") == params.all_methods()
+    raw["run"]["methods"] = [m for m in raw["run"]["methods"] if m != "vae"]
+    with pytest.raises(ParamsError, match=r"brain.methods = 'vae' is invalid.*add it there"):
+        parse_params(raw)
+    raw["brain"]["methods"] = []
+    with pytest.raises(ParamsError, match="brain.methods"):
+        parse_params(raw)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("modality", "flair", "brain.modality"), ("label_rule", "some", "brain.label_rule"),
+    ("clip", -1.0, "brain.clip"), ("val_fraction", 1.5, "brain.val_fraction"), ("hcp_subjects", [], "hcp_subjects"),
+    ("slice_offset", -2, "brain.slice_offset"), ("demo_healthy", 0, "brain.demo_healthy"), ("typo", 1, "unknown")])
+def test_bad_brain_params_are_refused_with_the_key(raw, key, value, message):
+    from ganad.brain import brain_params
+
+    section = {**raw["brain"], key: value}
+    with pytest.raises(ParamsError, match=message):
+        brain_params(section)

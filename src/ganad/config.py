@@ -25,13 +25,14 @@ import re
 from .checks import (ParamsError, build_config, flag, is_int, non_negative_int, optional_text,
                      positive_int, refuse_unknown, rule)
 from .methods import REGISTRY, config_class
-from .protocols import PROTOCOLS
+from .protocols import BRAIN_DATASET, PROTOCOLS
 from .sources import BUILTINS, SOURCES
 
 # Latent sizes the ADAE paper uses (Appendix A), by channel count: MNIST-like grey images 32, colour
 # images (CIFAR-10) 128; `auto` resolves to these for any dataset.
 PAPER_LATENT_DIM = {1: 32, 3: 128}
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a path part and a DVC matrix key
+BRAIN_DEFAULT_METHODS = ["adae", "dcae", "vae", "cevae"]  # ADAE Fig. 3's bars; ganad.brain.BrainParams.methods
 TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods", "rank", "brain")
 
 
@@ -111,6 +112,14 @@ class Params:
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
         return [self.main_method] + [m for m in self.methods if m != self.main_method]
+
+    def methods_for(self, dataset: str) -> list[str]:
+        """The methods run on `dataset`, in `all_methods` order: every one, or on the brain data those that
+        brain.methods lists."""
+        if dataset != BRAIN_DATASET:
+            return self.all_methods()
+        chosen = set(self.brain.get("methods", BRAIN_DEFAULT_METHODS))
+        return [m for m in self.all_methods() if m in chosen]
 
     def method_config(self, name: str, channels: int, auto_latent: int | None = None):
         """The method's Config for images of `channels` channels: the main model's latent size is
@@ -193,6 +202,10 @@ def parse_params(raw: dict) -> Params:
             _require(is_int(c) and c >= 0, "run.classes", c, "class labels (integers >= 0)")
         _require(len(set(classes)) == len(classes), "run.classes", classes, "each class once")
 
+    brain = _section(raw, "brain")  # checked in full by ganad.brain.brain_params; its methods here, with run's
+    for name in brain.get("methods", BRAIN_DEFAULT_METHODS) or [None]:
+        _require(name in methods, "brain.methods", name, f"names from run.methods {methods} (add it there)")
+
     workers, score_workers = run.get("workers", 1), run.get("score_workers", 1)
     for key, value in (("run.workers", workers), ("run.score_workers", score_workers)):
         _require(value == "auto" or (is_int(value) and value > 0), key, value,
@@ -212,7 +225,7 @@ def parse_params(raw: dict) -> Params:
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
                   dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"),
-                  _section(raw, "brain"))
+                  brain)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

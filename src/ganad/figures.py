@@ -216,7 +216,7 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
     stem = f"{dataset}_{protocol}"
     written = []
     tables = {}
-    for m in params.all_methods():
+    for m in params.methods_for(dataset):
         table, reason = read_scores(layout.scores(dataset, protocol, m))
         if reason is None:
             tables[m] = table

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
-BRAIN_PROTOCOL = "healthy_to_tumour"  # for the brain data alone
+BRAIN_DATASET, BRAIN_PROTOCOL = "brain", "healthy_to_tumour"  # the brain data (ganad.brain) and its protocol
 
 
 def anomaly_labels(protocol: str, labels: np.ndarray, cls: int) -> np.ndarray:

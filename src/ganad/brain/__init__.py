@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 from ..checks import (ParamsError, build_config, fraction, is_int, non_negative_int, one_of, positive,
                       positive_int, rule)
-from ..protocols import BRAIN_PROTOCOL as PROTOCOL  # noqa: F401  (the brain data's protocol)
-
-DATASET = "brain"
+from ..config import BRAIN_DEFAULT_METHODS  # the bars of ADAE Fig. 3
+from ..protocols import BRAIN_DATASET as DATASET, BRAIN_PROTOCOL as PROTOCOL  # noqa: F401
 CLASSES = ["normal", "tumour"]  # slice labels; class 0 (normal) is the one that trains
 MODALITIES = ("t1", "t2")  # the modalities both HCP and BraTS have
 PAPER_LATENT_DIM = 128  # ADAE Appendix A: latent size for HCP and BraTS
+DEMO_MARK = "ganad demo"  # how the demo's NIfTI headers begin (descrip): prepared data made from them says so
 
 
 def _subjects_ok(value) -> bool:
@@ -42,6 +42,8 @@ def _subjects_ok(value) -> bool:
 class BrainParams:
     """brain: where the volumes are and every preprocessing choice (all recorded with the results)."""
 
+    methods: list = rule(BRAIN_DEFAULT_METHODS, lambda v: isinstance(v, list) and bool(v) and all(
+        isinstance(m, str) for m in v), "a non-empty list of method names from run.methods", factory=True)
     hcp_root: str = rule("data/demo/brain/hcp", lambda v: isinstance(v, str) and bool(v),
                          "a folder of HCP subjects (<subject>/T1w/T2w_acpc_dc_restore_brain.nii.gz)")
     brats_root: str = rule("data/demo/brain/brats", lambda v: isinstance(v, str) and bool(v),

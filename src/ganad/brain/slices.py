@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 from ..protocols import save_splits
 from ..sources import DataError
 from . import CLASSES, DATASET, BrainParams
-from .volumes import (GRADES, brats_cases, check_case, geometry, hcp_subjects, load_segmentation, load_volume,
+from .volumes import (GRADES, brats_cases, check_case, geometry, hcp_subjects, is_demo, load_segmentation,
+                      load_volume,
                       require_files)
 
 IMAGE_SIZE = 32
@@ -183,7 +184,7 @@ def prepare(brain: BrainParams, seed: int, out_dir: Path, split_path: Path, repo
         _write_images(images, tmp / "images.npy")
         np.save(tmp / "labels.npy", np.concatenate(labels))
         preprocessing = {**{k: v for k, v in asdict(brain).items() if not k.startswith("demo_")}, "recipe": RECIPE,
-                         "counts": counts}
+                         "demo": any(is_demo(s.image) for s in scans), "counts": counts}
         meta = {"dataset": DATASET, "n_train": counts["slices"]["hcp"], "n_test": counts["slices"]["brats"],
                 "channels": 1, "size": IMAGE_SIZE, "classes": list(CLASSES), "latent_dim": brain.latent_dim,
                 "preprocessing": preprocessing}

@@ -23,6 +23,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from ..sources import DataError
+from . import DEMO_MARK
 
 LATER_NAMES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}  # BraTS 2023 renamed them
 MODALITY_KEYS = {**{key: key for key in LATER_NAMES}, **{later: key for key, later in LATER_NAMES.items()}}
@@ -155,6 +156,12 @@ def geometry(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, floa
                                 img.header.get_zooms()):
         shape[axis], zooms[axis] = int(size), float(zoom)
     return tuple(shape), tuple(zooms)
+
+
+def is_demo(path: Path) -> bool:
+    """Whether the file is one of the offline demo's (its header's description says so): results from it are
+    a demo of the pipeline, not a tumour benchmark."""
+    return bytes(_open(path).header.get("descrip", b"")).decode("ascii", "replace").startswith(DEMO_MARK)
 
 
 def check_case(case: BratsCase, modality: str) -> None:
