@@ -17,6 +17,7 @@ def workspace(tmp_path, monkeypatch, tiny_mnist):
     tiny_mnist.save(tmp_path / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["run"].update(classes=[0, 3], methods=["dcae"], workers=1, score_workers=1)
+    params["brain"]["methods"] = ["dcae"]
     params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
     params["model"]["method"] = "dcae"
     params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 2, "batch_size": 32, "lr": 0.002}
