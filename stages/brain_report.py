@@ -7,7 +7,7 @@ import pandas as pd
 
 from ganad import layout
 from ganad.brain import DATASET, PROTOCOL
-from ganad.brain.report import method_metrics, slice_scores, write_results
+from ganad.brain.report import REFERENCE, method_metrics, slice_scores, slice_size_scores, write_results
 from ganad.config import load_params
 from ganad.scoretable import read_scores
 
@@ -20,7 +20,8 @@ def main(bootstrap: int) -> None:
 
     Each method's AUROC is pooled over all test slices (every slice of the tumour
     volumes), with a 95 % bootstrap interval that resamples patients, and computed
-    within each grade (HGG, LGG). A method that could not run is listed with its reason.
+    within each grade (HGG, LGG). A method that could not run is listed with its reason. A last row scores
+    each slice by its brain voxel count alone, the reference that slice size sets.
     """
     params = load_params()
     slices = pd.read_csv(layout.brain_slices(DATASET))
@@ -34,6 +35,8 @@ def main(bootstrap: int) -> None:
         metrics[method] = method_metrics(slice_scores(scores, slices), bootstrap, params.seed)
         m = metrics[method]
         click.echo(f"brain {method}: AUROC {m['auroc']:.3f} [{m['auroc_ci95'][0]:.3f}, {m['auroc_ci95'][1]:.3f}]")
+    metrics[REFERENCE] = method_metrics(slice_scores(slice_size_scores(slices), slices), bootstrap, params.seed)
+    click.echo(f"brain {REFERENCE}: AUROC {metrics[REFERENCE]['auroc']:.3f}")
     for path in write_results(metrics, prepared, layout.brain_reports()):
         click.echo(f"wrote {path}")
 

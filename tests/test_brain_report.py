@@ -66,3 +66,14 @@ def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
     assert "4 healthy subjects (400 slices; 300 train, 100 validation" in text and "4 HGG, 4 LGG" in text
     assert json.loads((tmp_path / "metrics.json").read_text())["adae"]["auroc"] == metrics["adae"]["auroc"]
     assert all(p.is_file() for p in paths) and (tmp_path / "fig3_auroc.png").stat().st_size > 1000
+
+
+def test_the_slice_size_reference_scores_test_slices_by_their_brain_voxels():
+    from ganad.brain.report import slice_size_scores
+
+    slices = pd.DataFrame({"index": range(6), "source": ["hcp", "hcp", "brats", "brats", "brats", "brats"],
+                           "subject": ["h", "h", "a", "a", "b", "b"], "grade": ["healthy"] * 2 + ["HGG"] * 4,
+                           "brain_px": [900, 50, 100, 800, 300, 700], "label": [0, 0, 0, 1, 0, 1]})
+    table = slice_scores(slice_size_scores(slices), slices)
+    assert table["index"].tolist() == [2, 3, 4, 5]  # the BraTS (test) slices only
+    assert method_metrics(table, n_resamples=100)["auroc"] == 1.0  # the larger slices hold the tumours here
