@@ -1,36 +1,44 @@
-"""evaluate: AUROC and average precision per class for every scored method of one dataset and protocol."""
+"""evaluate: AUROC and average precision per class and seed for every scored method of one dataset and protocol."""
 
 import json
 
 import click
+import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.metrics import class_metrics
-from ganad.scoretable import read_scores
+from ganad.metrics import DETAIL_COLUMNS, class_metrics, headline
+from ganad.scoretable import read_scores, write_table
 
 
 @click.command()
 @click.option("--dataset", required=True)
 @click.option("--protocol", required=True)
 def main(dataset: str, protocol: str) -> None:
-    """Write reports/metrics/<dataset>_<protocol>.json: {method: {auroc: {class: v, mean}, ap: {...}}}.
-
-    A method that could not run here appears as {method: {unavailable: reason}}.
+    """Write the headline, reports/metrics/<dataset>_<protocol>.json (DVC metrics):
+    {seeds: n, <method>: {auroc: mean over seeds of the class-mean AUROC, auroc_std: its std over seeds}},
+    a method that could not run as {<method>: {unavailable: reason}}; and the detail behind it,
+    reports/metrics/classes/<dataset>_<protocol>.csv: AUROC with its 95 % bootstrap interval over test
+    images, and AP, per method, seed and class.
     """
     params = load_params()
-    results = {}
+    headlines, details = {"seeds": len(params.seeds)}, []
     for method in params.methods_for(dataset):
         table, reason = read_scores(layout.scores(dataset, protocol, method))
         if reason is not None:
-            results[method] = {"unavailable": reason}
+            headlines[method] = {"unavailable": reason}
             click.echo(f"{dataset} {protocol} {method}: not run ({reason})")
             continue
-        results[method] = class_metrics(table)
-        click.echo(f"{dataset} {protocol} {method}: mean AUROC {results[method]['auroc']['mean']:.3f}")
+        detail = class_metrics(table, method)
+        details.append(detail)
+        headlines[method] = headline(detail)[method]
+        click.echo(f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
+                   f"± {headlines[method]['auroc_std']:.3f} over {detail['seed'].nunique()} seeds")
+    write_table(layout.class_metrics(dataset, protocol),
+                pd.concat(details, ignore_index=True).round(4) if details else pd.DataFrame(columns=DETAIL_COLUMNS))
     out = layout.metrics(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(headlines, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,37 @@
-"""report: the papers' tables rebuilt from our metrics, per dataset and protocol."""
+"""report: the papers' tables rebuilt from our metrics, per dataset and protocol, and the results page."""
+
+from pathlib import Path
 
 import click
+import yaml
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.reporting import write_tables
+from ganad.reporting import read_detail, write_results_page, write_tables
 from ganad.scoretable import read_selected
+
+PAPER_PROFILE = Path("conf/profile/paper.yaml")
 
 
 @click.command()
 def main() -> None:
-    """Write reports/tables/<dataset>_<protocol>.{md,csv}: our AUROCs beside the papers',
-    with the values each method chose from training data and the methods that could not run."""
+    """Write reports/tables/<dataset>_<protocol>.{md,csv}: our AUROCs (mean ± std over training seeds) beside
+    the papers', with the values each method chose from training data and the methods that could not run;
+    and reports/results.md, the page a reader opens first."""
     params = load_params()
     for dataset in params.datasets:
+        names = layout.prepared_meta(dataset)["classes"]
         for protocol in params.protocols:
             selections = {m: read_selected(layout.selected(dataset, protocol, m)) for m in params.all_methods()}
-            names = layout.prepared_meta(dataset)["classes"]
-            table = write_tables(dataset, protocol, layout.metrics(dataset, protocol), names, layout.tables(),
+            detail, unavailable = read_detail(dataset, protocol)
+            table = write_tables(dataset, protocol, detail, unavailable, names, params.all_methods(), layout.tables(),
                                  selections)
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
+    # the paper profile's budgets beside this run's, where the profile is there (a workspace of one's own may lack conf/)
+    paper_profile = ((yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {})
+                     if PAPER_PROFILE.is_file() else {})
+    write_results_page(params, layout.results_page(), paper_profile)
+    click.echo(f"wrote {layout.results_page()}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""score: anomaly scores of every test image, for one method, dataset and protocol."""
+"""score: anomaly scores of every test image, for one method, dataset and protocol, by each seed's model."""
 
 import click
 import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.pipeline import for_each_class, score_class
-from ganad.protocols import split_classes
+from ganad.pipeline import for_each_job, jobs, score_class
+from ganad.protocols import split_classes, trained_under
 from ganad.scoretable import unavailable_reason, write_scores, write_selected
 
 
@@ -15,24 +15,29 @@ from ganad.scoretable import unavailable_reason, write_scores, write_selected
 @click.option("--protocol", required=True)
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
-    """Write data/scores/<dataset>/<protocol>/<method>.csv: class, index, label, anomalous, score,
-    and <method>.selected.json: what the method chose from training data, per class. Classes are
-    scored `run.score_workers` at a time."""
+    """Write data/scores/<dataset>/<protocol>/<method>.csv: class, seed, index, label, anomalous, score,
+    and <method>.selected.json: what the method chose from training data, per seed and class. Jobs
+    (class, seed) are scored `run.score_workers` at a time. An audit protocol (the leaky split) is
+    scored by the models of the protocol it audits."""
     params = load_params()
     out = layout.scores(dataset, protocol, method)
-    reason = unavailable_reason(dataset, protocol, method)
+    reason = unavailable_reason(dataset, trained_under(protocol), method)
     if reason is not None:
         write_scores(out, None, unavailable=reason)
         write_selected(layout.selected(dataset, protocol, method), {})
         click.echo(f"{method} {dataset} {protocol}: not run ({reason})")
         return
     classes = split_classes(layout.splits(dataset, protocol))
-    results = dict(zip(classes, for_each_class(params, classes, score_class, dataset, protocol, method,
-                                               workers=params.score_workers)))
-    # every class is scored before anything is written: a failure leaves no partial file
+    keys = jobs(classes, params.seeds)
+    results = dict(zip(keys, for_each_job(params, keys, score_class, dataset, protocol, method,
+                                          workers=params.score_workers)))
+    # every job is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
-    write_selected(layout.selected(dataset, protocol, method),
-                   {str(cls): chosen for cls, (_, chosen) in results.items() if chosen})
+    chosen = {}
+    for (cls, seed), (_, selected) in results.items():
+        if selected:
+            chosen.setdefault(f"seed {seed}", {})[str(cls)] = selected
+    write_selected(layout.selected(dataset, protocol, method), chosen)
     click.echo(f"{method} {dataset} {protocol}: {sum(len(t) for t, _ in results.values())} scores")
 
 

@@ -24,7 +24,7 @@ def main(dataset: str, protocol: str) -> None:
     s = params.split
     splits = make_splits(protocol, labels, len(raw.y_train), params.classes_of(dataset, raw.classes), params.seed,
                          train_fraction=s.train_fraction, val_fraction=s.val_fraction, test_size=s.test_size,
-                         leaky=s.leaky)
+                         )
     check_splits(splits, protocol, labels, dataset, raw.classes)
     out = layout.splits(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)

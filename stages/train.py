@@ -1,13 +1,13 @@
-"""train: fit one method on every class of one dataset and protocol."""
+"""train: fit one method on every class of one dataset and protocol, once per training seed."""
 
 import click
 
 from ganad import layout
 from ganad.config import load_params
 from ganad.methods.base import MethodUnavailable
-from ganad.pipeline import for_each_class, prepare_method, train_class
+from ganad.pipeline import curves_table, for_each_job, jobs, prepare_method, train_class
 from ganad.protocols import split_classes
-from ganad.scoretable import mark_unavailable
+from ganad.scoretable import mark_unavailable, write_table
 
 
 @click.command()
@@ -15,12 +15,14 @@ from ganad.scoretable import mark_unavailable
 @click.option("--protocol", required=True)
 @click.option("--method", required=True)
 def main(dataset: str, protocol: str, method: str) -> None:
-    """Write models/<dataset>/<protocol>/<method>/class<c>.safetensors for each class of the split file.
+    """Write models/<dataset>/<protocol>/<method>/seed<s>/class<c>.safetensors for each class of the split file
+    and each training seed of run.seeds.
 
     The method's settings come from data/config/<dataset>/<method>.json (the configure
-    stage). Per-epoch losses go to reports/training/... through dvclive; checkpoints in
-    data/checkpoints/... let an interrupted run resume where it stopped, curves included.
-    Classes train `run.workers` at a time, one process each. A method that cannot run here (e.g.
+    stage). Per-epoch losses go to reports/training/... through dvclive and, every class and
+    seed in one table, to reports/curves/<dataset>_<protocol>_<method>.csv (dvc.yaml's plots);
+    checkpoints in data/checkpoints/... let an interrupted run resume where it stopped, curves
+    included. Jobs (class, seed) train `run.workers` at a time, one process each. A method that cannot run here (e.g.
     pretrained weights cannot be had) leaves UNAVAILABLE.txt with the reason instead, and later
     stages show it as not run.
     """
@@ -28,13 +30,16 @@ def main(dataset: str, protocol: str, method: str) -> None:
     try:
         prepare_method(dataset, method)
         classes = split_classes(layout.splits(dataset, protocol))
-        infos = for_each_class(params, classes, train_class, dataset, protocol, method, workers=params.workers)
+        infos = for_each_job(params, jobs(classes, params.seeds), train_class, dataset, protocol, method,
+                             workers=params.workers)
     except MethodUnavailable as exc:
         mark_unavailable(dataset, protocol, method, str(exc))
+        write_table(layout.curves(dataset, protocol, method), curves_table([]))
         click.echo(f"{method} skipped for {dataset} {protocol}: {exc}")
         return
+    write_table(layout.curves(dataset, protocol, method), curves_table(infos))
     for info in infos:
-        click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+        click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "history"))
 
 
 if __name__ == "__main__":

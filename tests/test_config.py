@@ -74,6 +74,12 @@ def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
     (("split", "train_fraction"), 1.5, "split.train_fraction = 1.5"),
     (("device",), "tpu", "device = 'tpu'"),
     (("seed",), -1, "seed = -1"),
+    (("run", "seeds"), [], "run.seeds = []"),
+    (("run", "seeds"), 3, "run.seeds = 3"),
+    (("run", "seeds"), [0, -1], "run.seeds = -1"),
+    (("run", "seeds"), [1, 1], "run.seeds = [1, 1]"),
+    (("run", "audit_protocols"), ["peek"], "run.audit_protocols = 'peek'"),
+    (("run", "audit_protocols"), "leave_one_class_out_leaky", "run.audit_protocols = 'leave_one_class_out_leaky'"),
 ])
 def test_bad_values_name_key_value_and_allowed(raw, path, value, message):
     raw = copy.deepcopy(raw)
@@ -218,3 +224,16 @@ def test_bad_brain_params_are_refused_with_the_key(raw, key, value, message):
     section = {**raw["brain"], key: value}
     with pytest.raises(ParamsError, match=message):
         brain_params(section)
+
+
+def test_the_leak_audit_needs_the_protocol_it_audits_and_split_leaky_is_gone(raw):
+    bad = copy.deepcopy(raw)
+    bad["run"].update(protocols=["one_class_normal"], audit_protocols=["leave_one_class_out_leaky"])
+    with pytest.raises(ParamsError, match="add leave_one_class_out there"):
+        parse_params(bad)
+    bad["run"]["audit_protocols"] = []
+    assert parse_params(bad).audit_protocols == []
+    old = copy.deepcopy(raw)
+    old["split"]["leaky"] = True
+    with pytest.raises(ParamsError, match="split.leaky is no longer a setting.*leave_one_class_out_leaky"):
+        parse_params(old)

@@ -46,14 +46,14 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_models_and_complete_curves
 
     # killed in the middle of class 3 (its checkpoint holds an epoch or more, not all of them)
     run = train_process(workspace)
-    checkpoint = workspace / "data/checkpoints/mnist/leave_one_class_out/dcae/class3.safetensors"
+    checkpoint = workspace / "data/checkpoints/mnist/leave_one_class_out/dcae/seed0/class3.safetensors"
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and run.poll() is None:
         time.sleep(0.02)
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert run.returncode == -signal.SIGKILL, "the stage ended before it could be killed mid-class"
-    log = workspace / "reports/training/mnist/leave_one_class_out/dcae/class3/plots/metrics/train_loss.tsv"
+    log = workspace / "reports/training/mnist/leave_one_class_out/dcae/seed0/class3/plots/metrics/train_loss.tsv"
     assert len(log.read_text().splitlines()) - 1 < EPOCHS  # really cut short
 
     shutil.rmtree(workspace / "models")  # what DVC does to a stage's outputs before it runs it again
@@ -64,6 +64,8 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_models_and_complete_curves
     assert files(workspace / models) == files(reference / models) and files(workspace / models)
     curves = "reports/training/mnist/leave_one_class_out/dcae"
     assert files(workspace / curves) == files(reference / curves)
+    table = "reports/curves/mnist_leave_one_class_out_dcae.csv"
+    assert (workspace / table).read_bytes() == (reference / table).read_bytes()
     for cls in (0, 3):
-        lines = (workspace / curves / f"class{cls}/plots/metrics/val_score.tsv").read_text().splitlines()
+        lines = (workspace / curves / f"seed0/class{cls}/plots/metrics/val_score.tsv").read_text().splitlines()
         assert [line.split("\t")[0] for line in lines[1:]] == [str(e) for e in range(EPOCHS)]

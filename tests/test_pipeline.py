@@ -16,7 +16,8 @@ from conftest import ROOT, invoke, stage
 def workspace(tmp_path, monkeypatch, tiny_mnist):
     tiny_mnist.save(tmp_path / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1, score_workers=1)
+    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1, score_workers=1, seeds=[0],
+                         audit_protocols=[])
     params["brain"]["methods"] = ["dcae"]
     params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
     params["model"]["method"] = "dcae"
@@ -56,8 +57,12 @@ def test_classes_in_worker_processes_give_the_same_files(workspace):
 
 
 def test_stages_chain_from_data_to_tables(workspace):
+    """Two training seeds and the leak audit, from the data to the tables and the results page."""
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["run"].update(seeds=[0, 1], audit_protocols=["leave_one_class_out_leaky"])
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     invoke("fetch", "--dataset", "mnist")
-    for protocol in ("leave_one_class_out", "one_class_normal"):
+    for protocol in ("leave_one_class_out", "one_class_normal", "leave_one_class_out_leaky"):
         invoke("split", "--dataset", "mnist", "--protocol", protocol)
     invoke("preprocess", "--dataset", "mnist")
     invoke("configure", "--dataset", "mnist")
@@ -66,26 +71,48 @@ def test_stages_chain_from_data_to_tables(workspace):
 
     for protocol in ("leave_one_class_out", "one_class_normal"):
         invoke("train", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
+    for protocol in ("leave_one_class_out", "one_class_normal", "leave_one_class_out_leaky"):
         invoke("score", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
         invoke("evaluate", "--dataset", "mnist", "--protocol", protocol)
+    invoke("figures", "--dataset", "mnist", "--protocol", "one_class_normal")
     invoke("report")
 
     scores = pd.read_csv(workspace / "data/scores/mnist/leave_one_class_out/dcae.csv")
-    # leave-one-class-out test: 20 % of the 720 normal images plus all 80 anomalies, per class
-    assert scores.groupby("class").size().tolist() == [144 + 80, 144 + 80]
+    # leave-one-class-out test: 20 % of the 720 normal images plus all 80 anomalies, per class and seed
+    assert scores.groupby(["seed", "class"]).size().tolist() == [144 + 80] * 4
     assert (scores["anomalous"] == (scores["label"] == scores["class"])).all()
+    # a seed change moves training, not the splits: the seeds score the same images, with other models
+    by_seed = {seed: group.drop(columns="seed").reset_index(drop=True) for seed, group in scores.groupby("seed")}
+    assert by_seed[0][["class", "index"]].equals(by_seed[1][["class", "index"]])
+    assert not np.allclose(by_seed[0]["score"], by_seed[1]["score"])
+    models = workspace / "models/mnist/leave_one_class_out/dcae"
+    assert (models / "seed0/class3.safetensors").read_bytes() != (models / "seed1/class3.safetensors").read_bytes()
+
     metrics = json.loads((workspace / "reports/metrics/mnist_one_class_normal.json").read_text())
-    assert set(metrics["dcae"]["auroc"]) == {"0", "3", "mean"}
-    assert all(0 <= v <= 1 for v in metrics["dcae"]["auroc"].values())
+    assert metrics["seeds"] == 2 and set(metrics["dcae"]) == {"auroc", "auroc_std"}
+    detail = pd.read_csv(workspace / "reports/metrics/classes/mnist_one_class_normal.csv")
+    assert len(detail) == 4 and (detail["auroc_low"] <= detail["auroc"]).all() and (detail["auroc"] <= detail["auroc_high"]).all()
+    assert metrics["dcae"]["auroc"] == pytest.approx(detail.groupby("seed")["auroc"].mean().mean(), abs=1e-4)
     table = (workspace / "reports/tables/mnist_one_class_normal.md").read_text()
-    assert "dcae" in table and "not yet run" in table and "ours - paper" in table
-    assert (workspace / "reports/training/mnist/one_class_normal/dcae/class3/plots/metrics/train_loss.tsv").exists()
+    assert "dcae" in table and "not yet run" in table and "ours - paper" in table and " ± " in table
+    curves = pd.read_csv(workspace / "reports/curves/mnist_one_class_normal_dcae.csv")
+    assert set(curves["class"]) == {0, 3} and set(curves["seed"]) == {0, 1} and "train_loss" in set(curves["metric"])
+    assert (workspace / "reports/training/mnist/one_class_normal/dcae/seed1/class3/plots/metrics/train_loss.tsv").exists()
+
+    page = (workspace / "reports/results.md").read_text()
+    assert "## mnist: the leak audit" in page and "## mnist, one-class-normal" in page
+    from ganad.reporting import split_leak  # the page states the overlap the split files hold
+    assert f"({split_leak('mnist', 'leave_one_class_out_leaky'):.1%} trained on)" in page
+    assert "(0.0% of the test normals were trained on" in page
+    assert "figures/mnist_one_class_normal/mnist_one_class_normal_mean_roc.png" in page
+    leaky = pd.read_csv(workspace / "data/scores/mnist/leave_one_class_out_leaky/dcae.csv")
+    assert set(leaky["seed"]) == {0, 1} and not leaky["index"].equals(scores["index"])
 
 
 def test_train_resumes_from_finished_checkpoints(workspace):
     prepare_data("one_class_normal")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
-    model = workspace / "models/mnist/one_class_normal/dcae/class0.safetensors"
+    model = workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
     first = model.read_bytes()
     model.unlink()  # as DVC does to outputs before a re-run
     output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
@@ -101,7 +128,7 @@ def test_a_training_code_change_starts_over_instead_of_resuming(workspace, monke
     prepare_data("one_class_normal")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     monkeypatch.setattr(ganad.pipeline, "code_version", lambda name: "other code")
-    (workspace / "models/mnist/one_class_normal/dcae/class0.safetensors").unlink()
+    (workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors").unlink()
     output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     assert "0/2" in output  # trained from the first epoch
 
@@ -194,7 +221,8 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
             Image.fromarray(image).save(tmp_path / "shapes" / name / f"{i:02d}.png")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
-    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], workers=1, score_workers=1)
+    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], workers=1, score_workers=1,
+                         seeds=[0], audit_protocols=[])
     params["data"]["shapes"] = {"source": "folder", "root": str(tmp_path / "shapes"), "test_fraction": 0.25}
     params["split"]["test_size"] = 12
     for method, section in smoke.items():
@@ -221,10 +249,11 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
     invoke("report")
     for protocol in ("leave_one_class_out", "one_class_normal"):
         metrics = json.loads((tmp_path / f"reports/metrics/shapes_{protocol}.json").read_text())
-        ran = {m for m, r in metrics.items() if "auroc" in r}
+        ran = {m for m, r in metrics.items() if isinstance(r, dict) and "auroc" in r}
         assert ran == set(REGISTRY) - {"kde_alexnet", "ocsvm_alexnet"}
-        assert all(set(metrics[m]["auroc"]) == {"0", "2", "mean"} for m in ran)
+        detail = pd.read_csv(tmp_path / f"reports/metrics/classes/shapes_{protocol}.csv")
+        assert set(detail["method"]) == ran and set(detail["class"]) == {0, 2}
         table = (tmp_path / f"reports/tables/shapes_{protocol}.md").read_text()
         header = next(line for line in table.splitlines() if line.startswith("| method"))
-        assert header.split("|")[3:5] == ["   bar ", "   ring "] and "papers report no shapes results" in table
+        assert [c.strip() for c in header.split("|")[3:5]] == ["bar", "ring"] and "papers report no shapes results" in table
         assert (tmp_path / f"reports/figures/shapes_{protocol}/shapes_{protocol}_mean_roc.png").is_file()

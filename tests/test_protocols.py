@@ -86,6 +86,27 @@ def test_leaky_option_reproduces_egbad_overlap(mnist_labels):
     assert 0.7 < len(leaked) / normal_test < 0.9  # about 80 %, as in the public EGBAD code
 
 
+def test_the_leaky_protocol_shares_training_and_validation_and_leaks_about_80_percent(mnist_labels):
+    """The leak audit scores one set of models on two test splits: the leaky protocol's training and validation
+    images are leave-one-class-out's, its test anomalies too; only the test normals differ, and the share of
+    them that training holds, as `leaked_share` measures it, is 0 for the disjoint split and about 80 % for EGBAD's."""
+    from ganad.protocols import LEAKY_PROTOCOL, leaked_share, trained_under
+
+    labels, n_train = mnist_labels
+    disjoint = make_splits("leave_one_class_out", labels, n_train, [0, 7], seed=3)
+    leaky = make_splits(LEAKY_PROTOCOL, labels, n_train, [0, 7], seed=3)
+    assert trained_under(LEAKY_PROTOCOL) == "leave_one_class_out"
+    for cls in (0, 7):
+        for part in ("train", "val"):
+            np.testing.assert_array_equal(disjoint[cls][part], leaky[cls][part])
+        test = leaky[cls]["test"]
+        np.testing.assert_array_equal(test[labels[test] == cls], np.flatnonzero(labels == cls))
+        assert leaked_share(disjoint[cls], "leave_one_class_out", labels, cls) == 0.0
+        normal = test[labels[test] != cls]
+        seen = np.isin(normal, np.concatenate([leaky[cls]["train"], leaky[cls]["val"]])).mean()
+        assert leaked_share(leaky[cls], LEAKY_PROTOCOL, labels, cls) == seen and 0.7 < seen < 0.9
+
+
 def test_anomaly_labels_follow_protocol():
     labels = np.array([0, 1, 2, 0])
     np.testing.assert_array_equal(anomaly_labels("leave_one_class_out", labels, 0), [1, 0, 0, 1])

@@ -57,7 +57,7 @@ def test_score_stage_refuses_a_planted_pickle_and_runs_nothing(workspace, tmp_pa
     prepare_data("one_class_normal")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     marker = tmp_path / "pwned"
-    plant(workspace / "models/mnist/one_class_normal/dcae/class0.safetensors", marker)
+    plant(workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors", marker)
     result = CliRunner().invoke(stage("score"), ["--dataset", "mnist", "--protocol", "one_class_normal",
                                                  "--method", "dcae"])
     assert result.exit_code != 0
@@ -72,9 +72,9 @@ def test_score_stage_refuses_a_planted_pickle_and_runs_nothing(workspace, tmp_pa
 def test_training_starts_over_from_a_bad_checkpoint(workspace, tmp_path, kind):
     prepare_data("one_class_normal")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
-    model = workspace / "models/mnist/one_class_normal/dcae/class0.safetensors"
+    model = workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
     good = model.read_bytes()
-    checkpoint = workspace / "data/checkpoints/mnist/one_class_normal/dcae/class0.safetensors"
+    checkpoint = workspace / "data/checkpoints/mnist/one_class_normal/dcae/seed0/class0.safetensors"
     marker = tmp_path / "pwned"
     if kind == "pickle":
         plant(checkpoint, marker)

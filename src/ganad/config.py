@@ -25,7 +25,7 @@ import re
 from .checks import (ParamsError, build_config, flag, is_int, non_negative_int, optional_text,
                      positive_int, refuse_unknown, rule)
 from .methods import REGISTRY, config_class
-from .protocols import BRAIN_DATASET, PROTOCOLS
+from .protocols import AUDIT_PROTOCOLS, BRAIN_DATASET, LEAKY_PROTOCOL, PROTOCOLS
 from .sources import BUILTINS, SOURCES
 
 # Latent sizes the ADAE paper uses (Appendix A), by channel count: MNIST-like grey images 32, colour
@@ -79,7 +79,6 @@ class SplitParams:
     val_fraction: float = rule(0.1, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
                                and 0 <= v < 1, "a fraction in [0, 1)")
     test_size: int = positive_int(5000)
-    leaky: bool = flag(False)
 
 
 @dataclass
@@ -91,7 +90,7 @@ class ReportParams:
 
 @dataclass
 class Params:
-    seed: int
+    seed: int  # the split seed (and the demos'): every training seed sees the same splits
     device: str
     datasets: list[str]
     protocols: list[str]
@@ -108,6 +107,8 @@ class Params:
     score_workers: int | str = 1  # classes scored at once (run.score_workers)
     rank: dict = field(default_factory=dict)  # the `rank` section as written; ganad.ranking checks it
     brain: dict = field(default_factory=dict)  # the `brain` section as written; ganad.brain.brain_params checks it
+    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds (run.seeds): each trains and scores anew
+    audit_protocols: list[str] = field(default_factory=list)  # run.audit_protocols: scored by another protocol's models
 
     def all_methods(self) -> list[str]:
         """The main model first, then the others in run.methods order."""
@@ -161,7 +162,13 @@ def parse_params(raw: dict) -> Params:
     _require(isinstance(raw, dict), "params.yaml", raw, "a mapping of keys to values")
     refuse_unknown(raw, TOP_LEVEL, "")
     run, data, model, sections = (_section(raw, k) for k in ("run", "data", "model", "methods"))
-    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "workers", "score_workers"), "run")
+    split_section = _section(raw, "split")
+    if "leaky" in split_section:
+        raise ParamsError("split.leaky is no longer a setting: the leaky split is the protocol "
+                          f"'{LEAKY_PROTOCOL}', scored by the leak audit (run.audit_protocols, on by default) "
+                          "beside the disjoint one; remove split.leaky")
+    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "seeds", "audit_protocols", "workers",
+                         "score_workers"), "run")
     refuse_unknown(model, ("method", "latent_dim"), "model")
 
     seed = raw.get("seed", 0)
@@ -206,6 +213,19 @@ def parse_params(raw: dict) -> Params:
     for name in brain.get("methods", BRAIN_DEFAULT_METHODS) or [None]:
         _require(name in methods, "brain.methods", name, f"names from run.methods {methods} (add it there)")
 
+    seeds = run.get("seeds", [0])
+    _require(isinstance(seeds, list) and bool(seeds), "run.seeds", seeds, "a non-empty list of training seeds")
+    for s in seeds:
+        _require(is_int(s) and s >= 0, "run.seeds", s, "non-negative integers")
+    _require(len(set(seeds)) == len(seeds), "run.seeds", seeds, "each seed once")
+
+    audits = run.get("audit_protocols", [])
+    _require(isinstance(audits, list), "run.audit_protocols", audits, f"a list: [{LEAKY_PROTOCOL}] or []")
+    for name in audits:
+        _require(name in AUDIT_PROTOCOLS, "run.audit_protocols", name, f"names from {list(AUDIT_PROTOCOLS)} or []")
+        _require(AUDIT_PROTOCOLS[name] in protocols, "run.audit_protocols", name,
+                 f"audits of a protocol in run.protocols: add {AUDIT_PROTOCOLS[name]} there (its models are scored)")
+
     workers, score_workers = run.get("workers", 1), run.get("score_workers", 1)
     for key, value in (("run.workers", workers), ("run.score_workers", score_workers)):
         _require(value == "auto" or (is_int(value) and value > 0), key, value,
@@ -216,7 +236,7 @@ def parse_params(raw: dict) -> Params:
              latent_dim, "'auto' (32 for grey images, 128 for colour ones) or a positive integer")
     dataset_params = {name: declared[name] for name in datasets}
 
-    split = build_config(SplitParams, raw.get("split"), "split")
+    split = build_config(SplitParams, split_section, "split")
     report = build_config(ReportParams, raw.get("report"), "report")
     _require(classes == "all" or report.figure_class in classes, "report.figure_class", report.figure_class,
              f"one of run.classes {classes}")
@@ -225,7 +245,7 @@ def parse_params(raw: dict) -> Params:
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
                   dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"),
-                  brain)
+                  brain, list(seeds), list(audits))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -211,6 +211,8 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
       when the main model can reconstruct (ADAE Fig. 2);
     - the most and least anomalous test images of `report.figure_class`
       (ADGAN Figs. 4-6), ranked by `report.ranking_method` when it ran, else the main model.
+    The mean ROC curves average over classes and training seeds; the figures of one model show the
+    first training seed's (run.seeds[0]).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{dataset}_{protocol}"
@@ -224,12 +226,13 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
     curves = {}
     for method, table in tables.items():
         roc = mean_roc(table)
-        aucs = [roc_auc_score(g["anomalous"], g["score"]) for _, g in table.groupby("class")]
+        aucs = [roc_auc_score(g["anomalous"], g["score"]) for _, g in table.groupby(["class", "seed"])]
         curves[method] = (roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), float(np.mean(aucs)))
     written.append(roc_curves(curves, out_dir / f"{stem}_mean_roc.png",
                                       f"{dataset}, {protocol}: ROC averaged over classes"))
 
-    main = params.main_method
+    main, seed = params.main_method, params.seeds[0]
+    tables = {m: table[table["seed"] == seed] for m, table in tables.items()}
     names = layout.prepared_meta(dataset)["classes"]
     classes = sorted(tables[main]["class"].unique().tolist())
     figure_class = params.report.figure_class
@@ -251,7 +254,7 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
     if hasattr(method_class(main), "reconstructions"):
         rows = []
         for cls in classes:
-            model = load_model(params, dataset, protocol, main, cls)
+            model = load_model(params, dataset, protocol, main, cls, seed)
             group = tables[main][tables[main]["class"] == cls]
             picks = [group[group["anomalous"] == flag]["index"].iloc[0] for flag in (0, 1)]
             images = ImageSet.from_dir(layout.prepared(dataset), np.array(picks))

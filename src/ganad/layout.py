@@ -30,8 +30,9 @@ def method_config(dataset: str, method: str) -> Path:
     return DATA / "config" / dataset / f"{method}.json"
 
 
-def model(dataset: str, protocol: str, method: str, cls: int) -> Path:
-    return MODELS / dataset / protocol / method / f"class{cls}.safetensors"
+def model(dataset: str, protocol: str, method: str, cls: int, seed: int) -> Path:
+    """One trained model per class and training seed (run.seeds)."""
+    return MODELS / dataset / protocol / method / f"seed{seed}" / f"class{cls}.safetensors"
 
 
 def unavailable(dataset: str, protocol: str, method: str) -> Path:
@@ -39,13 +40,24 @@ def unavailable(dataset: str, protocol: str, method: str) -> Path:
     return MODELS / dataset / protocol / method / "UNAVAILABLE.txt"
 
 
-def checkpoint(dataset: str, protocol: str, method: str, cls: int) -> Path:
+def checkpoint(dataset: str, protocol: str, method: str, cls: int, seed: int) -> Path:
     """Outside every DVC output, so that an interrupted stage can resume from it."""
-    return DATA / "checkpoints" / dataset / protocol / method / f"class{cls}.safetensors"
+    return DATA / "checkpoints" / dataset / protocol / method / f"seed{seed}" / f"class{cls}.safetensors"
 
 
-def training_log(dataset: str, protocol: str, method: str, cls: int) -> Path:
-    return REPORTS / "training" / dataset / protocol / method / f"class{cls}"
+def training_logs(dataset: str, protocol: str, method: str) -> Path:
+    """dvclive's folders of one train stage, one per class and seed."""
+    return REPORTS / "training" / dataset / protocol / method
+
+
+def training_log(dataset: str, protocol: str, method: str, cls: int, seed: int) -> Path:
+    return training_logs(dataset, protocol, method) / f"seed{seed}" / f"class{cls}"
+
+
+def curves(dataset: str, protocol: str, method: str) -> Path:
+    """Every class's and seed's training curves of one train stage in one long table (epoch, class, seed, metric,
+    value), which dvc.yaml's top-level `plots` draws as one chart with the classes overlaid."""
+    return REPORTS / "curves" / f"{dataset}_{protocol}_{method}.csv"
 
 
 def scores(dataset: str, protocol: str, method: str) -> Path:
@@ -58,7 +70,18 @@ def selected(dataset: str, protocol: str, method: str) -> Path:
 
 
 def metrics(dataset: str, protocol: str) -> Path:
+    """The headline: mean AUROC per method over classes and seeds, its spread over seeds (DVC metrics)."""
     return REPORTS / "metrics" / f"{dataset}_{protocol}.json"
+
+
+def class_metrics(dataset: str, protocol: str) -> Path:
+    """The detail behind the headline: AUROC, its bootstrap interval and AP per method, seed and class."""
+    return REPORTS / "metrics" / "classes" / f"{dataset}_{protocol}.csv"
+
+
+def results_page() -> Path:
+    """What a reader opens first (the report stage): headline tables, the leak audit, figures, budgets."""
+    return REPORTS / "results.md"
 
 
 def tables() -> Path:

@@ -8,6 +8,11 @@ arrays `train`, `val`, `test`; `val` is carved from training normal data only.
   pooled normal images train, the other 20 % plus every image of class c test.
 - one_class_normal (ADGAN, after Schoelkopf): class c is normal; train on its
   official training images, test on `test_size` random official test items.
+- leave_one_class_out_leaky (the leak audit; run.audit_protocols): leave-one-class-out's
+  training and validation images, but the test normals drawn as EGBAD's public code draws
+  them, from a second permutation, so that about 80 % of them were trained on. No model
+  trains on it: leave-one-class-out's models score it (`trained_under`), so the difference
+  between the two protocols' AUROCs is the split's leak alone.
 - healthy_to_tumour (ADAE 4.1, the brain data only; `ganad.brain.slices` writes its
   split): class 0 (normal) trains on healthy subjects, validates on held-out healthy
   subjects, and tests on every slice of the tumour volumes; a tumour slice is anomalous.
@@ -19,15 +24,22 @@ import numpy as np
 
 PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
 BRAIN_DATASET, BRAIN_PROTOCOL = "brain", "healthy_to_tumour"  # the brain data (ganad.brain) and its protocol
+LEAKY_PROTOCOL = "leave_one_class_out_leaky"
+AUDIT_PROTOCOLS = {LEAKY_PROTOCOL: "leave_one_class_out"}  # audit protocol: the protocol whose models score it
+
+
+def trained_under(protocol: str) -> str:
+    """The protocol whose models score `protocol`'s test split: itself, or for an audit the audited one."""
+    return AUDIT_PROTOCOLS.get(protocol, protocol)
 
 
 def anomaly_labels(protocol: str, labels: np.ndarray, cls: int) -> np.ndarray:
     """1 for anomalous, 0 for normal: higher scores should go to the 1s."""
-    if protocol == "leave_one_class_out":
+    if protocol in ("leave_one_class_out", LEAKY_PROTOCOL):
         return (labels == cls).astype(np.int64)
     if protocol in ("one_class_normal", BRAIN_PROTOCOL):
         return (labels != cls).astype(np.int64)
-    raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS) + [BRAIN_PROTOCOL]}")
+    raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS) + [LEAKY_PROTOCOL, BRAIN_PROTOCOL]}")
 
 
 def _carve_validation(train: np.ndarray, val_fraction: float, rng: np.random.Generator):
@@ -44,15 +56,14 @@ def leave_one_class_out(
 
     `leaky=True` reproduces the public EGBAD code's defect for auditing only: the test
     normals come from a second, independent permutation, so most of them were trained on.
+    Training and validation images are the same either way (the second permutation is drawn
+    after them), so the same models score both test splits.
     """
     normal = np.flatnonzero(labels != cls)
     n_train = int(round(train_fraction * len(normal)))
     order = rng.permutation(normal)
-    train = order[:n_train]
-    test_normal = order[n_train:]
-    if leaky:
-        test_normal = rng.permutation(normal)[n_train:]
-    train, val = _carve_validation(train, val_fraction, rng)
+    train, val = _carve_validation(order[:n_train], val_fraction, rng)
+    test_normal = rng.permutation(normal)[n_train:] if leaky else order[n_train:]
     test = np.sort(np.concatenate([test_normal, np.flatnonzero(labels == cls)]))
     return {"train": train, "val": val, "test": test}
 
@@ -76,14 +87,24 @@ def make_splits(
     """Splits for every class, each from its own stream of `seed` so that one class never shifts another."""
     splits = {}
     for cls in classes:
-        rng = np.random.default_rng([seed, PROTOCOLS.index(protocol), cls])
-        if protocol == "leave_one_class_out":
-            splits[cls] = leave_one_class_out(labels, cls, rng, train_fraction, val_fraction, leaky)
+        rng = np.random.default_rng([seed, PROTOCOLS.index(trained_under(protocol)), cls])
+        if protocol in ("leave_one_class_out", LEAKY_PROTOCOL):
+            splits[cls] = leave_one_class_out(labels, cls, rng, train_fraction, val_fraction,
+                                              leaky or protocol == LEAKY_PROTOCOL)
         elif protocol == "one_class_normal":
             splits[cls] = one_class_normal(labels, n_train, cls, rng, test_size, val_fraction)
         else:
-            raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS)}")
+            raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS) + [LEAKY_PROTOCOL]}")
     return splits
+
+
+def leaked_share(split: dict[str, np.ndarray], protocol: str, labels: np.ndarray, cls: int) -> float:
+    """The share of a split's normal test images that are also training or validation images: 0 for every
+    sound split, about `train_fraction` for the leaky one."""
+    test = split["test"]
+    normal = test[anomaly_labels(protocol, labels[test], cls) == 0]
+    seen = np.isin(normal, np.concatenate([split["train"], split["val"]]))
+    return float(seen.mean()) if len(normal) else 0.0
 
 
 def check_splits(splits: dict[int, dict[str, np.ndarray]], protocol: str, labels: np.ndarray, dataset: str,

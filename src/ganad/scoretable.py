@@ -14,14 +14,14 @@ import pandas as pd
 
 from . import layout
 
-COLUMNS = ["class", "index", "label", "anomalous", "score"]
+COLUMNS = ["class", "seed", "index", "label", "anomalous", "score"]
 
 
 def mark_unavailable(dataset: str, protocol: str, method_name: str, reason: str) -> None:
     """The method did not run: its model folder and its training-curve folder (both stage outputs) hold the
     reason instead."""
-    curves = layout.training_log(dataset, protocol, method_name, 0).parent
-    for path in (layout.unavailable(dataset, protocol, method_name), curves / "UNAVAILABLE.txt"):
+    for path in (layout.unavailable(dataset, protocol, method_name),
+                 layout.training_logs(dataset, protocol, method_name) / "UNAVAILABLE.txt"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(reason.strip() + "\n")
 
@@ -37,6 +37,11 @@ def _replace(path: Path, write) -> None:
     with open(tmp, "w") as f:
         write(f)
     os.replace(tmp, path)
+
+
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    """Any table as CSV, atomically."""
+    _replace(Path(path), lambda f: table.to_csv(f, index=False))
 
 
 def write_scores(path: Path, table: pd.DataFrame | None, unavailable: str | None = None) -> None:
