@@ -1,0 +1,95 @@
+"""Keep a finished run's results in the repository under a name of its own.
+
+    python -m ganad.keep mnist_full --command "dvc exp run -S profile=mnist_full"
+
+copies what the report stages wrote (results.md, tables, metrics, figures, training curves, the
+brain and ranking results) with params.yaml into reports/runs/<name>/, beside a RUN.md that
+gives the command that rebuilds it, the commit and the date. No stage writes under reports/runs,
+so the default `dvc repro` never overwrites a kept run; the copies keep their relative layout, so
+the results page's links work inside the kept folder. It refuses a workspace whose pipeline is
+not up to date (`dvc status`), so what is kept is what the params and code say.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .checks import ParamsError
+from .config import DATASET_NAME
+
+KEPT = ("results.md", "tables", "metrics", "figures", "curves", "brain", "ranking")
+
+
+def runs_dir(root: Path = Path(".")) -> Path:
+    return root / "reports" / "runs"
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def stale_stages(root: Path = Path(".")) -> list[str]:
+    """The stages `dvc status` finds out of date (an empty list: the results are what params and code say)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted(repo.status())
+
+
+def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | None = None) -> Path:
+    """Copy the run's results to reports/runs/<name>/ (replacing a kept run of that name as a whole)."""
+    if not DATASET_NAME.fullmatch(name):
+        raise ParamsError(f"run name {name!r} is invalid: use letters, digits, '_' and '-' (e.g. mnist_full)")
+    stale = stale_stages(root) if stale is None else stale
+    if stale:
+        raise ParamsError(f"the pipeline is not up to date ({len(stale)} stages changed, e.g. {stale[0]}): "
+                          "run `dvc repro` (or the run's command) to the end first, then keep it")
+    reports = root / "reports"
+    if not (reports / "results.md").is_file():
+        raise ParamsError(f"'{reports / 'results.md'}' not found: run the pipeline to its report stage first")
+    dest = runs_dir(root) / name
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for item in KEPT:
+        source = reports / item
+        if source.is_dir():
+            shutil.copytree(source, tmp / item)
+        elif source.is_file():
+            shutil.copy2(source, tmp / item)
+    shutil.copy2(root / "params.yaml", tmp / "params.yaml")
+    commit = _git(root, "rev-parse", "HEAD")
+    dirty = " (with uncommitted changes)" if _git(root, "status", "--porcelain", "--untracked-files=no") else ""
+    (tmp / "RUN.md").write_text(
+        f"# Kept run: {name}\n\n"
+        f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
+        f"Kept {datetime.date.today().isoformat()} with `python -m ganad.keep {name}`. `params.yaml` is the run's; "
+        "[results.md](results.md) is its results page (its links point into this folder).\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+@click.command()
+@click.argument("name")
+@click.option("--command", "command", required=True,
+              help="The command that produced the run, as a reader should type it (shown in RUN.md).")
+def main(name: str, command: str) -> None:
+    """Keep the workspace's finished run under reports/runs/NAME."""
+    try:
+        dest = keep(name, command)
+    except ParamsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"kept in {dest}")
+
+
+if __name__ == "__main__":
+    main()
