@@ -10,6 +10,7 @@ from ganad import layout
 from ganad.brain import brain_params
 from ganad.brain.demo import STATEMENT, build
 from ganad.config import load_params
+from ganad.cli import run
 
 OUT = layout.brain_demo()  # brain.hcp_root and brain.brats_root point inside it by default
 MAX_WORKERS = 4  # volumes written at once, one process each (about 0.5 GB each); the files do not depend on it
@@ -46,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -6,6 +6,7 @@ from ganad import layout
 from ganad.brain import DATASET, PROTOCOL, brain_params
 from ganad.brain.slices import prepare
 from ganad.config import load_params
+from ganad.cli import run
 
 
 @click.command()
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,6 +10,7 @@ from ganad.brain import DATASET, PROTOCOL
 from ganad.brain.report import REFERENCE, method_metrics, slice_scores, slice_size_scores, write_results
 from ganad.config import load_params
 from ganad.scoretable import read_scores
+from ganad.cli import run
 
 
 @click.command()
@@ -42,4 +43,4 @@ def main(bootstrap: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,6 +7,7 @@ import click
 
 from ganad import layout
 from ganad.config import load_params
+from ganad.cli import run
 
 
 @click.command()
@@ -34,4 +35,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

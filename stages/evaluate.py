@@ -9,6 +9,7 @@ from ganad import layout
 from ganad.config import load_params
 from ganad.metrics import DETAIL_COLUMNS, class_metrics, headline
 from ganad.scoretable import read_scores, write_table
+from ganad.cli import run
 
 
 @click.command()
@@ -42,4 +43,4 @@ def main(dataset: str, protocol: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

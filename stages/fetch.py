@@ -5,6 +5,7 @@ import click
 from ganad import layout
 from ganad.config import load_params
 from ganad.loaders import fetch
+from ganad.cli import run
 
 
 @click.command()
@@ -28,4 +29,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

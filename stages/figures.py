@@ -5,6 +5,7 @@ import click
 from ganad import layout
 from ganad.config import load_params
 from ganad.figures import write_figures
+from ganad.cli import run
 
 
 @click.command()
@@ -18,4 +19,4 @@ def main(dataset: str, protocol: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -5,6 +5,7 @@ import click
 from ganad import layout
 from ganad.images import prepare
 from ganad.sources import load_npz
+from ganad.cli import run
 
 
 @click.command()
@@ -20,4 +21,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from ganad import layout
 from ganad.loaders import load_embedded
+from ganad.cli import run
 
 NORMAL_DIGIT = 1  # the demo's normal class: a GAN learns it in few steps, so the demo's ranking is legible
 NORMAL_IMAGES = 300  # of its training images
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

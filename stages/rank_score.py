@@ -6,6 +6,7 @@ from ganad import layout
 from ganad.config import load_params
 from ganad.ranking import collection_folder, extremes, load_model, publish, rank_collection, rank_params
 from ganad.ranking_figure import ranked_grid
+from ganad.cli import run
 
 
 @click.command()
@@ -32,4 +33,4 @@ def main(collection: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

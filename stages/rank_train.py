@@ -4,6 +4,7 @@ import click
 
 from ganad.config import load_params
 from ganad.ranking import check_collections, rank_params, train
+from ganad.cli import run
 
 
 @click.command()
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,6 +9,7 @@ from ganad import layout
 from ganad.config import load_params
 from ganad.reporting import read_detail, write_results_page, write_tables
 from ganad.scoretable import read_selected
+from ganad.cli import run
 
 PAPER_PROFILE = Path("conf/profile/paper.yaml")
 
@@ -35,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

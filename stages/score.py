@@ -8,6 +8,7 @@ from ganad.config import load_params
 from ganad.pipeline import for_each_job, jobs, score_class
 from ganad.protocols import split_classes, trained_under
 from ganad.scoretable import unavailable_reason, write_scores, write_selected
+from ganad.cli import run
 
 
 @click.command()
@@ -17,7 +18,7 @@ from ganad.scoretable import unavailable_reason, write_scores, write_selected
 def main(dataset: str, protocol: str, method: str) -> None:
     """Write data/scores/<dataset>/<protocol>/<method>.csv: class, seed, index, label, anomalous, score,
     and <method>.selected.json: what the method chose from training data, per seed and class. Jobs
-    (class, seed) are scored `run.score_workers` at a time. An audit protocol (the leaky split) is
+    (class, seed) run on the executor of params.yaml. An audit protocol (the leaky split) is
     scored by the models of the protocol it audits."""
     params = load_params()
     out = layout.scores(dataset, protocol, method)
@@ -29,8 +30,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
         return
     classes = split_classes(layout.splits(dataset, protocol))
     keys = jobs(classes, params.seeds)
-    results = dict(zip(keys, for_each_job(params, keys, score_class, dataset, protocol, method,
-                                          workers=params.score_workers)))
+    results = dict(zip(keys, for_each_job(params, keys, score_class, dataset, protocol, method, scoring=True)))
     # every job is scored before anything is written: a failure leaves no partial file
     write_scores(out, pd.concat([table for table, _ in results.values()]))
     chosen = {}
@@ -42,4 +42,4 @@ def main(dataset: str, protocol: str, method: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

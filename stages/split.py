@@ -7,6 +7,7 @@ from ganad import layout
 from ganad.config import load_params
 from ganad.protocols import check_splits, make_splits, save_splits
 from ganad.sources import load_npz
+from ganad.cli import run
 
 
 @click.command()
@@ -35,4 +36,4 @@ def main(dataset: str, protocol: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,6 +8,7 @@ from ganad.methods.base import MethodUnavailable
 from ganad.pipeline import curves_table, for_each_job, jobs, prepare_method, train_class
 from ganad.protocols import split_classes
 from ganad.scoretable import mark_unavailable, write_table
+from ganad.cli import run
 
 
 @click.command()
@@ -22,7 +23,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     stage). Per-epoch losses go to reports/training/... through dvclive and, every class and
     seed in one table, to reports/curves/<dataset>_<protocol>_<method>.csv (dvc.yaml's plots);
     checkpoints in data/checkpoints/... let an interrupted run resume where it stopped, curves
-    included. Jobs (class, seed) train `run.workers` at a time, one process each. A method that cannot run here (e.g.
+    included. Jobs (class, seed) run on the executor of params.yaml (ganad.executors). A method that cannot run here (e.g.
     pretrained weights cannot be had) leaves UNAVAILABLE.txt with the reason instead, and later
     stages show it as not run.
     """
@@ -30,8 +31,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     try:
         prepare_method(dataset, method)
         classes = split_classes(layout.splits(dataset, protocol))
-        infos = for_each_job(params, jobs(classes, params.seeds), train_class, dataset, protocol, method,
-                             workers=params.workers)
+        infos = for_each_job(params, jobs(classes, params.seeds), train_class, dataset, protocol, method)
     except MethodUnavailable as exc:
         mark_unavailable(dataset, protocol, method, str(exc))
         write_table(layout.curves(dataset, protocol, method), curves_table([]))
@@ -43,4 +43,4 @@ def main(dataset: str, protocol: str, method: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

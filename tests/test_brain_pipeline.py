@@ -25,7 +25,8 @@ def brain_workspace(tmp_path, monkeypatch):
     smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
     params["brain"].update(hcp_root=str(tmp_path / "hcp"), brats_root=str(tmp_path / "brats"), val_fraction=0.25,
                            methods=sorted(REGISTRY))
-    params["run"].update(methods=sorted(REGISTRY), workers=1, score_workers=1)
+    params["run"].update(methods=sorted(REGISTRY))
+    params["executor"] = {"kind": "serial"}
     for method, section in smoke.items():
         params["methods"][method] = {**params["methods"].get(method, {}), **section}
     for method in ("kde", "gmm", "igmm_gan", "ocsvm"):

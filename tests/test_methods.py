@@ -215,3 +215,25 @@ def test_feature_methods_resume_from_their_checkpoint(name, sections, easy, tmp_
     again.fit(easy[0], easy[1], TrainingRun(tmp_path / "ck", "fp"))
     np.testing.assert_array_equal(again.score(easy[2]), first.score(easy[2]))
     assert again.selected() == first.selected()
+
+
+# --- on a GPU (skipped without one) -----------------------------------------------------------------
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
+def test_on_a_gpu_fits_separates_and_scores_like_its_saved_copy(name, sections, easy, tmp_path):
+    """The device path: fit on CUDA, separate the easy set, and a model saved there scores the same on load."""
+    cuda = torch.device("cuda")
+    seed_everything(0)
+    cls = method_class(name)
+    method = cls(build_config(cls.Config, sections(name), f"methods.{name}"), 1, cuda)
+    method.fit(easy[0], easy[1], TrainingRun(None, "gpu"))
+    scores = method.score(easy[2])
+    assert roc_auc_score(easy[2].labels, scores) > 0.85
+    method.save(tmp_path / "m")
+    again = cls.load(tmp_path / "m", cuda).score(easy[2])
+    np.testing.assert_allclose(again, scores, rtol=1e-5, atol=1e-6)

@@ -16,8 +16,8 @@ from conftest import ROOT, invoke, stage
 def workspace(tmp_path, monkeypatch, tiny_mnist):
     tiny_mnist.save(tmp_path / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["run"].update(classes=[0, 3], methods=["dcae"], workers=1, score_workers=1, seeds=[0],
-                         audit_protocols=[])
+    params["run"].update(classes=[0, 3], methods=["dcae"], seeds=[0], audit_protocols=[])
+    params["executor"] = {"kind": "serial"}
     params["brain"]["methods"] = ["dcae"]
     params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
     params["model"]["method"] = "dcae"
@@ -33,27 +33,6 @@ def prepare_data(*protocols):
         invoke("split", "--dataset", "mnist", "--protocol", protocol)
     invoke("preprocess", "--dataset", "mnist")
     invoke("configure", "--dataset", "mnist")
-
-
-def test_classes_in_worker_processes_give_the_same_files(workspace):
-    """run.workers and run.score_workers 2 train and score the classes in two spawned processes; a method whose
-    numbers do not depend on the thread count (KDE on one BLAS thread) gives byte-identical scores and
-    selections."""
-    params = yaml.safe_load((workspace / "params.yaml").read_text())
-    params["run"]["methods"] = ["dcae", "kde"]
-    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-    prepare_data("one_class_normal")
-    out = {}
-    for workers in (1, 2):
-        params["run"].update(workers=workers, score_workers=workers)
-        (workspace / "params.yaml").write_text(yaml.safe_dump(params))
-        invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
-        invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde")
-        out[workers] = [(workspace / f"data/scores/mnist/one_class_normal/kde{ext}").read_bytes()
-                        for ext in (".csv", ".selected.json")]
-        for folder in ("models", "data/checkpoints", "data/scores"):
-            shutil.rmtree(workspace / folder, ignore_errors=True)  # retrain and rescore, not reuse
-    assert out[1] == out[2] and len(out[1][0]) > 1000
 
 
 def test_stages_chain_from_data_to_tables(workspace):
@@ -168,16 +147,6 @@ def test_a_method_that_cannot_run_is_reported_as_not_run(workspace, monkeypatch)
     assert row and "not yet run" in row[0]
 
 
-def test_worker_count_auto_is_one_per_core_on_a_cpu_and_never_more_than_the_classes(monkeypatch):
-    from ganad.pipeline import worker_count
-
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    assert worker_count("auto", "cpu", 10) == 4
-    assert worker_count("auto", "cpu", 3) == 3
-    assert worker_count(2, "cpu", 1) == 1
-    assert worker_count(1, "cpu", 10) == 1
-
-
 def test_a_race_on_dvclives_shared_signal_file_loses_nothing(tmp_path, monkeypatch):
     """Two worker processes ending their dvclive runs at once race on one signal file (dvclive checks it
     exists, then deletes it); the loser's FileNotFoundError must not fail a finished class."""
@@ -221,7 +190,7 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
             Image.fromarray(image).save(tmp_path / "shapes" / name / f"{i:02d}.png")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
-    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], workers=1, score_workers=1,
+    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], 
                          seeds=[0], audit_protocols=[])
     params["data"]["shapes"] = {"source": "folder", "root": str(tmp_path / "shapes"), "test_fraction": 0.25}
     params["split"]["test_size"] = 12

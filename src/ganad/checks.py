@@ -14,7 +14,12 @@ import math
 from typing import Any
 
 
-class ParamsError(ValueError):
+class StageError(Exception):
+    """An error ganad raises on purpose, whose message names the problem and the fix: a stage prints it
+    alone, without a traceback (ganad.cli)."""
+
+
+class ParamsError(StageError, ValueError):
     """A params value is invalid; the message names the key, the value and what is allowed."""
 
 

@@ -24,6 +24,7 @@ import re
 
 from .checks import (ParamsError, build_config, flag, is_int, non_negative_int, optional_text,
                      positive_int, refuse_unknown, rule)
+from .executors import ExecutorParams, parse_executor
 from .methods import REGISTRY, config_class
 from .protocols import AUDIT_PROTOCOLS, BRAIN_DATASET, LEAKY_PROTOCOL, PROTOCOLS
 from .sources import BUILTINS, SOURCES
@@ -33,7 +34,7 @@ from .sources import BUILTINS, SOURCES
 PAPER_LATENT_DIM = {1: 32, 3: 128}
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a path part and a DVC matrix key
 BRAIN_DEFAULT_METHODS = ["adae", "dcae", "vae", "cevae"]  # ADAE Fig. 3's bars; ganad.brain.BrainParams.methods
-TOP_LEVEL = ("seed", "device", "run", "data", "split", "report", "model", "methods", "rank", "brain")
+TOP_LEVEL = ("seed", "device", "run", "executor", "data", "split", "report", "model", "methods", "rank", "brain")
 
 
 @dataclass
@@ -103,8 +104,7 @@ class Params:
     split: SplitParams
     report: ReportParams
     method_sections: dict[str, dict] = field(default_factory=dict)
-    workers: int | str = 1  # classes trained at once, one process each (run.workers; `auto`: see pipeline)
-    score_workers: int | str = 1  # classes scored at once (run.score_workers)
+    executor: ExecutorParams = field(default_factory=ExecutorParams)  # where a stage's jobs run (ganad.executors)
     rank: dict = field(default_factory=dict)  # the `rank` section as written; ganad.ranking checks it
     brain: dict = field(default_factory=dict)  # the `brain` section as written; ganad.brain.brain_params checks it
     seeds: list[int] = field(default_factory=lambda: [0])  # training seeds (run.seeds): each trains and scores anew
@@ -167,8 +167,11 @@ def parse_params(raw: dict) -> Params:
         raise ParamsError("split.leaky is no longer a setting: the leaky split is the protocol "
                           f"'{LEAKY_PROTOCOL}', scored by the leak audit (run.audit_protocols, on by default) "
                           "beside the disjoint one; remove split.leaky")
-    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "seeds", "audit_protocols", "workers",
-                         "score_workers"), "run")
+    for old, new in (("workers", "jobs"), ("score_workers", "score_jobs")):
+        if old in run:
+            raise ParamsError(f"run.{old} is no longer a setting: the executor section says where and how many jobs "
+                              f"run at once; write executor.{new}: {run[old]!r} instead")
+    refuse_unknown(run, ("datasets", "protocols", "methods", "classes", "seeds", "audit_protocols"), "run")
     refuse_unknown(model, ("method", "latent_dim"), "model")
 
     seed = raw.get("seed", 0)
@@ -226,10 +229,7 @@ def parse_params(raw: dict) -> Params:
         _require(AUDIT_PROTOCOLS[name] in protocols, "run.audit_protocols", name,
                  f"audits of a protocol in run.protocols: add {AUDIT_PROTOCOLS[name]} there (its models are scored)")
 
-    workers, score_workers = run.get("workers", 1), run.get("score_workers", 1)
-    for key, value in (("run.workers", workers), ("run.score_workers", score_workers)):
-        _require(value == "auto" or (is_int(value) and value > 0), key, value,
-                 "'auto' (one process per CPU core; 1 on a GPU) or a positive integer (1: no extra process)")
+    executor = parse_executor(raw.get("executor"))
 
     latent_dim = model.get("latent_dim", "auto")
     _require(latent_dim == "auto" or (is_int(latent_dim) and latent_dim > 0), "model.latent_dim",
@@ -244,7 +244,7 @@ def parse_params(raw: dict) -> Params:
              f"names from {sorted(REGISTRY)}")
 
     return Params(seed, device, datasets, protocols, methods, classes, main_method, latent_dim, cache_dir,
-                  dataset_params, split, report, dict(sections), workers, score_workers, _section(raw, "rank"),
+                  dataset_params, split, report, dict(sections), executor, _section(raw, "rank"),
                   brain, list(seeds), list(audits))
 
 

@@ -5,13 +5,15 @@ import random
 import numpy as np
 import torch
 
+from .checks import ParamsError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks CUDA when a GPU is visible, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: '{name}' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        raise ParamsError(f"device: '{name}' was asked for but no CUDA GPU is visible; use 'auto' or 'cpu'")
     return torch.device(name)
 
 

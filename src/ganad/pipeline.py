@@ -8,10 +8,6 @@ the jobs can run in any order and in any process; results are gathered in key or
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -19,6 +15,7 @@ import pandas as pd
 from . import layout, store
 from .config import Params, load_method_config
 from .device import resolve_device, seed_everything
+from .executors import map_jobs
 from .images import ImageSet
 from .methods import code_version, method_class
 from .protocols import anomaly_labels, load_split, trained_under
@@ -95,49 +92,9 @@ def score_class(params: Params, dataset: str, protocol: str, method_name: str,
     return table, method.selected()
 
 
-def _worker_threads(workers: int) -> None:
-    """Each worker process gets its share of this machine's cores, as torch threads and as BLAS / OpenMP
-    threads for numpy and scikit-learn (whose pools would otherwise each take every core)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    share = max(1, len(os.sched_getaffinity(0)) // workers)
-    torch.set_num_threads(share)
-    threadpool_limits(share)
-
-
-def worker_count(setting: int | str, device: str, n_jobs: int) -> int:
-    """Processes for `n_jobs` jobs: `setting`, or for `auto` one per CPU core (one on a GPU, which
-    the processes would share), never more than there are jobs."""
-    if setting == "auto":
-        setting = 1 if resolve_device(device).type != "cpu" else len(os.sched_getaffinity(0))
-    return max(1, min(int(setting), n_jobs))
-
-
-def start_method(device: str) -> str:
-    """How worker processes start. On a Linux CPU run they are forked: the stage's process has imported
-    torch but run nothing on it (no threads, no CUDA), and a fork skips the 2-3 s of imports that a
-    spawned worker repeats in every stage. A GPU run, or another system, spawns them, since a CUDA
-    context does not survive a fork."""
-    if sys.platform.startswith("linux") and resolve_device(device).type == "cpu":
-        return "fork"
-    return "spawn"
-
-
-def for_each_job(params: Params, keys: list, fn, *args, workers: int | str = 1) -> list:
-    """[fn(params, *args, key) for key in keys], `workers` (run.workers or run.score_workers)
-    processes at once (see `start_method`; each with cores // workers torch threads); results in key order.
-    Every job's result is its own, so the numbers depend on the worker count only through the
-    thread count (float rounding). The first job that fails stops the others that have not
-    started, and its exception is raised."""
-    workers = worker_count(workers, params.device, len(keys))
-    if workers <= 1:
-        return [fn(params, *args, key) for key in keys]
-    context = multiprocessing.get_context(start_method(params.device))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_threads, initargs=(workers,)) as pool:
-        futures = [pool.submit(fn, params, *args, key) for key in keys]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+def for_each_job(params: Params, keys: list, fn, *args, scoring: bool = False) -> list:
+    """[fn(params, *args, key) for key in keys] on params.executor (ganad.executors), results in key order;
+    `scoring` jobs run executor.score_jobs at a time in the local pool, training jobs executor.jobs."""
+    executor = params.executor
+    return map_jobs(executor, fn, params, args, keys, jobs=executor.score_jobs if scoring else executor.jobs,
+                    device=params.device)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import StageError
+
+
 @dataclass(frozen=True)
 class Builtin:
     """A dataset the papers report on: its name is reserved for it, and its tables carry the papers' rows."""
@@ -35,7 +38,7 @@ EMBEDDED_TEST_FRACTION = 0.2
 EMBEDDED_SPLIT_SEED = 2019
 
 
-class DataError(ValueError):
+class DataError(StageError, ValueError):
     """A data file is missing, corrupt or of the wrong shape; the message says how to fix it."""
 
 

@@ -20,10 +20,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .checks import StageError
+
 FORMAT = "ganad-store/1"
 
 
-class StoreError(ValueError):
+class StoreError(StageError, ValueError):
     """A file is not a readable ganad store (missing, truncated, a pickle, or another format)."""
 
 

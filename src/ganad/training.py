@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from . import store
+from .checks import StageError
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(StageError, RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 

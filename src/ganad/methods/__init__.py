@@ -43,8 +43,9 @@ REGISTRY: dict[str, str] = {
 
 # Library modules (relative to src/ganad) that the train and score stages of every method import.
 SHARED_CODE = (
-    "bigan.py", "checks.py", "config.py", "device.py", "features.py", "images.py", "layout.py", "nets.py", "neural.py",
-    "pipeline.py", "protocols.py", "scoretable.py", "sources.py", "store.py", "training.py",
+    "bigan.py", "checks.py", "cli.py", "config.py", "device.py", "executors.py", "features.py", "images.py",
+    "layout.py", "nets.py", "neural.py", "pipeline.py", "protocols.py", "scoretable.py", "sources.py", "store.py",
+    "training.py",
     "methods/__init__.py", "methods/base.py",
 )
 

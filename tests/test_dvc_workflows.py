@@ -1,0 +1,114 @@
+"""The DVC-native ways to share and parallelise work, on a copy of this project (tiny data, one method).
+
+- A second clone gets the first one's results from a shared remote with the run-cache
+  (`dvc push --run-cache`, then `dvc pull --run-cache && dvc repro`) and trains nothing.
+- Two `dvc repro` at once in one workspace: DVC's lock refuses the second, and the first ends
+  with a consistent workspace.
+- `dvc exp run --queue` and `dvc queue start -j 2` run a sweep of `-S` overrides, composed by Hydra.
+"""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+TARGET = "score@mnist-one_class_normal-dcae"
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "conf", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore")
+
+
+def dvc(cwd, *args, check=True, **popen):
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, **popen)
+    if check:
+        assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_project(folder, tiny_npz, epochs=2):
+    """This project's pipeline, code and params, on tiny data with DCAE alone, as a git + DVC repository."""
+    folder.mkdir()
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        (shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+         if source.is_dir() else (folder / name).parent.mkdir(parents=True, exist_ok=True)
+         or shutil.copy(source, folder / name))
+    # the tiny run is the copy's default profile, so that `dvc exp run -S` composes it as `dvc repro` reads it
+    tiny = {"run": {"classes": [0, 3], "methods": ["dcae"], "seeds": [0], "audit_protocols": []},
+            "executor": {"kind": "serial", "threads": 1}, "brain": {"methods": ["dcae"]},
+            "model": {"method": "dcae"},
+            "data": {"mnist": {"source": "npz", "npz_path": str(tiny_npz), "download": False}},
+            "methods": {"dcae": {"width": 8, "epochs": epochs, "batch_size": 32, "lr": 0.002}}}
+    (folder / "conf/profile/default.yaml").write_text("# @package _global_\n" + yaml.safe_dump(tiny))
+    subprocess.run([sys.executable, "-m", "ganad.compose"], cwd=folder, check=True)
+    git(folder, "init", "-q")
+    git(folder, "config", "user.email", "test@ganad.invalid")
+    git(folder, "config", "user.name", "ganad tests")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "project")
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, tiny_mnist):
+    tiny_mnist.save(tmp_path / "tiny.npz")
+    return make_project(tmp_path / "first", tmp_path / "tiny.npz")
+
+
+def test_a_second_clone_gets_results_from_the_run_cache_and_trains_nothing(project, tmp_path):
+    remote = tmp_path / "remote"
+    dvc(project, "remote", "add", "-d", "shared", str(remote))
+    git(project, "commit", "-qam", "a shared remote")
+    first = dvc(project, "repro", TARGET)
+    assert "Running stage 'train@mnist-one_class_normal-dcae'" in first.stdout
+    dvc(project, "push", "--run-cache")
+
+    # the second clone has the code and params, not dvc.lock nor any output
+    second = tmp_path / "second"
+    git(tmp_path, "clone", "-q", str(project), str(second))
+    assert not (second / "dvc.lock").exists() and not (second / "models").exists()
+    dvc(second, "pull", "--run-cache")
+    again = dvc(second, "repro", TARGET)
+    assert "Running stage" not in again.stdout, again.stdout
+    assert "Stage 'train@mnist-one_class_normal-dcae' is cached - skipping run" in again.stdout
+    for path in ("models/mnist/one_class_normal/dcae/seed0/class3.safetensors",
+                 "data/scores/mnist/one_class_normal/dcae.csv"):
+        assert (second / path).read_bytes() == (project / path).read_bytes()
+
+
+def test_a_second_repro_in_the_same_workspace_is_refused_by_dvc_s_lock(project):
+    slow = subprocess.Popen([sys.executable, "-m", "dvc", "repro", TARGET], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    configured = project / "data/config/mnist/dcae.json"  # the stage before training has run
+    deadline = time.time() + 120
+    while slow.poll() is None and time.time() < deadline and not configured.exists():
+        time.sleep(0.05)
+    assert slow.poll() is None, "the first repro ended before the second could start"
+    second = dvc(project, "repro", TARGET, check=False)
+    assert second.returncode != 0
+    assert "Unable to acquire lock" in second.stdout + second.stderr
+    assert slow.wait(timeout=300) == 0, slow.stdout.read()
+    status = dvc(project, "status", TARGET)
+    assert "up to date" in status.stdout, status.stdout
+
+
+def test_a_queued_sweep_runs_each_override_as_an_experiment(project):
+    for epochs in (1, 3):
+        dvc(project, "exp", "run", "--queue", TARGET, "-S", f"methods.dcae.epochs={epochs}")
+    dvc(project, "queue", "start", "-j", "2")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = dvc(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") == 2, status
+    shown = dvc(project, "exp", "show", "--csv", "--keep", "--param", "methods.dcae.epochs").stdout
+    assert ",1," in shown.replace(" ", "") or "1" in shown
