@@ -85,6 +85,13 @@ def param(*path, value):
 DELETE = object()
 
 
+def both(*breakages):
+    def apply(folder):
+        for breakage in breakages:
+            breakage(folder)
+    return apply
+
+
 def write(relative, content):
     def apply(folder):
         path = folder / relative
@@ -175,7 +182,8 @@ CASES = [
      r"executor.slurm.cpus_per_job = -1"),
     ("GPU asked for, none here", param("device", value="cuda"), TRAIN, r"device: 'cuda' was asked for but no CUDA"),
     ("unknown device", param("device", value="tpu"), FETCH, r"device = 'tpu'"),
-    ("audit without its protocol", param("run", "protocols", value=["one_class_normal"]), FETCH,
+    ("audit without its protocol", both(param("run", "protocols", value=["one_class_normal"]),
+                                        param("run", "audit_protocols", value=["leave_one_class_out_leaky"])), FETCH,
      r"run.audit_protocols = 'leave_one_class_out_leaky'.*add leave_one_class_out"),
     ("figure class not run", param("report", "figure_class", value=7), FETCH, r"report.figure_class = 7"),
     ("class beyond the data", param("run", "classes", value=[0, 42]), SPLIT, r"run.classes = 42"),

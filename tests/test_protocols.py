@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from ganad.checks import MissingInput
 from ganad.protocols import anomaly_labels, check_splits, leave_one_class_out, load_split, make_splits, save_splits
 
 # Official MNIST class counts: 60,000 training and 10,000 test images.
@@ -121,7 +122,7 @@ def test_splits_round_trip_and_missing_class(tmp_path, mnist_labels):
     save_splits(tmp_path / "s.npz", splits)
     loaded = load_split(tmp_path / "s.npz", 2)
     np.testing.assert_array_equal(loaded["test"], splits[2]["test"])
-    with pytest.raises(KeyError, match="class 3"):
+    with pytest.raises(MissingInput, match="class 3"):
         load_split(tmp_path / "s.npz", 3)
 
 

@@ -19,6 +19,10 @@ class StageError(Exception):
     alone, without a traceback (ganad.cli)."""
 
 
+class MissingInput(StageError, FileNotFoundError):
+    """A file that an earlier stage writes is not there; the message names it and the stage that writes it."""
+
+
 class ParamsError(StageError, ValueError):
     """A params value is invalid; the message names the key, the value and what is allowed."""
 

@@ -20,7 +20,11 @@ arrays `train`, `val`, `test`; `val` is carved from training normal data only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from .checks import MissingInput
 
 PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
 BRAIN_DATASET, BRAIN_PROTOCOL = "brain", "healthy_to_tumour"  # the brain data (ganad.brain) and its protocol
@@ -129,12 +133,16 @@ def save_splits(path, splits: dict[int, dict[str, np.ndarray]]) -> None:
 
 def split_classes(path) -> list[int]:
     """The classes a splits file holds, in order: what the train and score stages run."""
-    with np.load(path) as archive:
+    if not Path(path).is_file():
+        raise MissingInput(f"'{path}' not found; run `dvc repro` (its split stage writes it)")
+    with np.load(path, allow_pickle=False) as archive:
         return sorted(int(key.split("_")[1]) for key in archive.files if key.startswith("train_"))
 
 
 def load_split(path, cls: int) -> dict[str, np.ndarray]:
-    with np.load(path) as archive:
+    if not Path(path).is_file():
+        raise MissingInput(f"'{path}' not found; run `dvc repro` (its split stage writes it)")
+    with np.load(path, allow_pickle=False) as archive:
         if f"train_{cls}" not in archive.files:
-            raise KeyError(f"'{path}' holds no split for class {cls}; re-run the split stage with that class")
+            raise MissingInput(f"'{path}' holds no split for class {cls}; re-run the split stage with that class")
         return {part: archive[f"{part}_{cls}"] for part in ("train", "val", "test")}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import layout
+from .checks import MissingInput
 
 COLUMNS = ["class", "seed", "index", "label", "anomalous", "score"]
 
@@ -56,6 +57,8 @@ def write_scores(path: Path, table: pd.DataFrame | None, unavailable: str | None
 
 def read_scores(path: Path) -> tuple[pd.DataFrame, str | None]:
     """The score table and, for a method that could not run, the reason."""
+    if not Path(path).is_file():
+        raise MissingInput(f"'{path}' not found; run `dvc repro` (the score stage writes it)")
     with open(path) as f:
         first = f.readline()
     reason = first.split(":", 1)[1].strip() if first.startswith("# unavailable:") else None
