@@ -57,9 +57,8 @@ def blob_images(n: int, rng: np.random.Generator, anomalous: bool = False) -> np
     return out
 
 
-@pytest.fixture
-def tiny_mnist() -> RawDataset:
-    """600 train / 200 test MNIST-shaped images: class 0 discs, classes 1-9 bars, labels balanced."""
+def make_tiny_mnist(n_train: int = 600, n_test: int = 200) -> RawDataset:
+    """MNIST-shaped images: class 0 discs, classes 1-9 bars, labels balanced."""
     rng = np.random.default_rng(0)
 
     def part(n):
@@ -67,7 +66,13 @@ def tiny_mnist() -> RawDataset:
         x = np.where((y == 0)[:, None, None], blob_images(n, rng), blob_images(n, rng, anomalous=True))
         return x.astype(np.uint8), y.astype(np.int64)
 
-    return RawDataset("mnist", *part(600), *part(200)).validate()
+    return RawDataset("mnist", *part(n_train), *part(n_test)).validate()
+
+
+@pytest.fixture
+def tiny_mnist() -> RawDataset:
+    """600 train / 200 test MNIST-shaped images (`make_tiny_mnist`)."""
+    return make_tiny_mnist()
 
 
 def easy_sets(n_train=256, n_test=128, seed=0):

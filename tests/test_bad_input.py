@@ -19,7 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, stage
+from conftest import ROOT, make_tiny_mnist, stage
 from ganad.checks import StageError
 
 MODEL = "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
@@ -27,10 +27,10 @@ SCORES = "data/scores/mnist/one_class_normal/dcae.csv"
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_mnist_module):
+def prepared(tmp_path_factory):
     """Fetched, split, prepared, configured, trained and scored once; every case works on a copy."""
     folder = tmp_path_factory.mktemp("prepared")
-    tiny_mnist_module.save(folder / "tiny.npz")
+    make_tiny_mnist(300, 100).save(folder / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["run"].update(classes=[0, 3], methods=["dcae"], seeds=[0], audit_protocols=[])
     params["executor"] = {"kind": "serial", "threads": 1}
@@ -49,21 +49,6 @@ def prepared(tmp_path_factory, tiny_mnist_module):
             result = CliRunner().invoke(stage(name), args, catch_exceptions=False)
             assert result.exit_code == 0, result.output
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_mnist_module():
-    from conftest import blob_images
-    from ganad.sources import RawDataset
-
-    rng = np.random.default_rng(0)
-
-    def part(n):
-        y = np.arange(n) % 10
-        x = np.where((y == 0)[:, None, None], blob_images(n, rng), blob_images(n, rng, anomalous=True))
-        return x.astype(np.uint8), y.astype(np.int64)
-
-    return RawDataset("mnist", *part(300), *part(100)).validate()
 
 
 # --- ways to break one thing -------------------------------------------------------------------------
