@@ -14,7 +14,7 @@ from ganad.config import load_params
 from ganad.executors import JobFailed, map_jobs, parse_executor
 from test_pipeline import prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
-OUTPUTS = ("models", "data/scores", "reports/curves", "reports/training")
+OUTPUTS = ("models", "data/scores", "reports/curves", "reports/training", "reports/metrics")
 
 
 def files(folder: Path) -> dict:
@@ -22,7 +22,8 @@ def files(folder: Path) -> dict:
 
 
 def run_stages(workspace, executor: dict) -> dict:
-    """Train and score DCAE (two classes x two seeds: four jobs) on `executor`; every output file's bytes."""
+    """Train, score and evaluate DCAE (two classes x two seeds: four jobs) on `executor`; every output file's
+    bytes."""
     params = yaml.safe_load((workspace / "params.yaml").read_text())
     params["executor"] = {"threads": 1, **executor}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
@@ -30,6 +31,7 @@ def run_stages(workspace, executor: dict) -> dict:
         shutil.rmtree(workspace / folder, ignore_errors=True)  # retrain and rescore, not resume
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
     out = {}
     for folder in OUTPUTS:
         out.update({f"{folder}/{name}": data for name, data in files(workspace / folder).items()})
@@ -48,6 +50,7 @@ def four_jobs(workspace):
 def test_serial_local_and_slurm_write_byte_identical_models_scores_and_curves(four_jobs):
     reference = run_stages(four_jobs, {"kind": "serial"})
     assert sum(name.endswith(".safetensors") for name in reference) == 4
+    assert "reports/metrics/mnist_one_class_normal.json" in reference
     local = run_stages(four_jobs, {"kind": "local", "jobs": 2, "score_jobs": 2})
     assert local.keys() == reference.keys()
     assert [name for name in reference if local[name] != reference[name]] == []

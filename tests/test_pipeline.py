@@ -226,3 +226,6 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
         header = next(line for line in table.splitlines() if line.startswith("| method"))
         assert [c.strip() for c in header.split("|")[3:5]] == ["bar", "ring"] and "papers report no shapes results" in table
         assert (tmp_path / f"reports/figures/shapes_{protocol}/shapes_{protocol}_mean_roc.png").is_file()
+        for method in ran:  # curves carry the job's training seed, not a method's own (a subsample's) seed
+            curves = pd.read_csv(tmp_path / f"reports/curves/shapes_{protocol}_{method}.csv")
+            assert set(curves["seed"]) == {0} and set(curves["class"]) == {0, 2}, method

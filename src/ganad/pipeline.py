@@ -53,7 +53,8 @@ def train_class(params: Params, dataset: str, protocol: str, method_name: str, k
     with TrainingRun(checkpoint, fingerprint, layout.training_log(dataset, protocol, method_name, cls, seed)) as run:
         method.fit(train, val, run)
     method.save(layout.model(dataset, protocol, method_name, cls, seed))
-    return {"class": cls, "seed": seed, "train": len(train), "val": len(val), **method.selected(),
+    # the job's own class and seed last: a method's choices may hold a `seed` of their own (a subsample's)
+    return {**method.selected(), "class": cls, "seed": seed, "train": len(train), "val": len(val),
             "history": run.history}
 
 
