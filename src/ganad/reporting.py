@@ -156,7 +156,7 @@ def headline_table(dataset: str, protocol: str, detail: pd.DataFrame, unavailabl
             row["p (Wilcoxon, BH)"] = f"{c['p_adjusted']:.3g}"
             row["verdict"] = c["verdict"]
         rows.append(row)
-    rows += [{"method": m, "AUROC (mean ± std over seeds)": f"not run: {r}"} for m, r in unavailable.items()]
+    rows += [{"method": m, "AUROC (mean ± std over seeds)": "not run (below)"} for m in unavailable]
     return pd.DataFrame(rows).astype(object).fillna("")
 
 
@@ -268,6 +268,7 @@ def write_results_page(params, out: Path, paper_profile: dict, title: str = "gan
             detail, unavailable = read_detail(dataset, protocol)
             lines.append(f"## {dataset}, {protocol.replace('_', '-')}\n")
             lines.append(headline_table(dataset, protocol, detail, unavailable, main).to_markdown(index=False) + "\n")
+            lines += [f"- {method} was not run: {reason}\n" for method, reason in unavailable.items()]
             lines.append(f"Per class: [tables/{dataset}_{protocol}.md](tables/{dataset}_{protocol}.md); every "
                          f"AUROC with its interval: [metrics/classes/{dataset}_{protocol}.csv]"
                          f"(metrics/classes/{dataset}_{protocol}.csv); figures: "
