@@ -1,7 +1,7 @@
 """The pipeline's stages under `executor.kind: serial` against `local`, back to back on this machine.
 
 Forces the stages that match `--glob` (default: every stage of the default run) to rerun with
-`dvc repro -f --glob -s`, once per executor, and prints each run's wall time, the speed-up of
+`dvc repro -f --glob -s` from scratch (data/checkpoints removed first), once per executor, and prints each run's wall time, the speed-up of
 each executor over serial, and that speed-up against this machine's limit (its core count: the
 most a process pool can give). params.yaml's executor section is set for each run and put back
 at the end; the executor is no stage's parameter, so nothing else changes. The last executor
@@ -16,6 +16,7 @@ Run it on an idle machine: a second heavy job halves both runs' speed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def repro(pattern: str) -> float:
+    # without its checkpoints a forced stage trains from scratch (with them it would resume at the end)
+    shutil.rmtree(ROOT / "data" / "checkpoints", ignore_errors=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "--glob", "-s", pattern], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
