@@ -1,9 +1,9 @@
 """The pipeline's stages under `executor.kind: serial` against `local`, back to back on this machine.
 
 Forces the stages that match `--glob` (default: every stage of the default run) to rerun with
-`dvc repro -f --glob -s` from scratch (data/checkpoints removed first), once per executor, and prints each run's wall time, the speed-up of
-each executor over serial, and that speed-up against this machine's limit (its core count: the
-most a process pool can give). params.yaml's executor section is set for each run and put back
+`dvc repro -f --glob -s` from scratch (data/checkpoints removed first), once per executor, and
+prints each run's wall time, the speed-up of each executor over serial, and that speed-up against
+this machine's limit (its core count: the most a process pool can give). params.yaml's executor section is set for each run and put back
 at the end; the executor is no stage's parameter, so nothing else changes. The last executor
 listed runs last, so the workspace ends as that executor leaves it (`local`, the default's).
 
