@@ -15,7 +15,6 @@ Run it on an idle machine: a second heavy job halves both runs' speed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import click
 import yaml
+
+from ganad import executors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ def main(pattern: str, kinds: str) -> None:
     """Time `dvc repro -f --glob -s PATTERN` under each executor; print times and speed-ups."""
     params_path = ROOT / "params.yaml"
     original = params_path.read_text()
-    cores = len(os.sched_getaffinity(0))
+    cores = executors.cores()
     times = {}
     try:
         for kind in kinds.split(","):

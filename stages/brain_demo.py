@@ -1,6 +1,5 @@
 """brain_demo: the offline brain-MRI demo in the HCP and BraTS 2017 layouts (a pipeline demo, not a benchmark)."""
 
-import os
 import shutil
 import time
 
@@ -9,16 +8,12 @@ import click
 from ganad import layout
 from ganad.brain import brain_params
 from ganad.brain.demo import STATEMENT, build
-from ganad.config import load_params
 from ganad.cli import run
+from ganad.config import load_params
+from ganad.executors import cores
 
 OUT = layout.brain_demo()  # brain.hcp_root and brain.brats_root point inside it by default
 MAX_WORKERS = 4  # volumes written at once, one process each (about 0.5 GB each); the files do not depend on it
-
-
-def cores() -> int:
-    """The CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @click.command()
