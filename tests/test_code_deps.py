@@ -3,9 +3,11 @@
 The imports of each stage script are followed through `ganad` (statically, every
 import statement in every function included, and the registry's lazy imports of
 method packages) and each file reached must be a dependency of that stage in
-dvc.yaml. The train and score stages must list exactly `ganad.methods.SHARED_CODE`
-plus the method's own package, the same files `code_version` hashes into
-checkpoints, so editing one method's package reruns that method's stages alone.
+dvc.yaml, directly or through the digest of a group of `ganad.methods.CODE_GROUPS`
+that the `code` stage writes. The train and score stages must depend on exactly the
+digest of `ganad.methods.SHARED_CODE` plus the method's own package, the same files
+`code_version` hashes into checkpoints, so editing one method's package reruns that
+method's stages alone.
 """
 
 import ast
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganad.methods import REGISTRY, SHARED_CODE, code_version, method_code
+from ganad.methods import BASE_CODE, CODE_GROUPS, REGISTRY, SHARED_CODE, code_digest, code_version, method_code
 from conftest import ROOT
 
 SRC = ROOT / "src"
@@ -91,9 +93,13 @@ def registry_use(stage: str, method: str | None) -> dict[str, bool]:
     return {}
 
 
+DIGESTS = {f"data/code/{group}.txt": {f"src/ganad/{f}" for f in files} for group, files in CODE_GROUPS.items()}
+
+
 def covered(path: Path, deps: list[str]) -> bool:
+    """A dependency of the stage: listed, inside a listed folder, or in a listed digest's group."""
     rel = path.relative_to(ROOT).as_posix()
-    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") or rel in DIGESTS.get(d, ()) for d in deps)
 
 
 def stage_deps(stage: str, method: str | None) -> list[str]:
@@ -122,11 +128,35 @@ def test_every_stage_depends_on_the_library_code_it_imports(stage, method):
 @pytest.mark.parametrize("stage", ["train", "score", "brain_train", "brain_score"])
 def test_model_stages_list_exactly_the_declared_code(stage):
     """One declared list (SHARED_CODE + the method's package) feeds dvc.yaml, code_version and this test."""
-    library = {d for d in STAGES[stage]["deps"] if d.startswith("src/")}
-    assert library == {f"src/ganad/{f}" for f in SHARED_CODE} | {"src/ganad/methods/${item.method}"}
+    library = {d for d in STAGES[stage]["deps"] if d.startswith(("src/", "data/code/"))}
+    assert library == {"data/code/methods.txt", "src/ganad/methods/${item.method}"}
     for name in REGISTRY:
         own = [f for f in method_code(name) if f not in SHARED_CODE]
         assert own and all(f.startswith(f"methods/{name}/") for f in own)
+
+
+def test_the_code_stage_digests_every_group_and_nothing_else():
+    code = STAGES["code"]
+    assert set(code["deps"]) == {"stages/code.py"} | set().union(*DIGESTS.values())
+    assert code["outs"] == sorted(DIGESTS)
+    assert set(BASE_CODE) <= set(SHARED_CODE)
+    digested = {d for spec in STAGES.values() for d in spec.get("do", spec)["deps"] if d.startswith("data/code/")}
+    assert digested == set(DIGESTS)
+
+
+def test_a_digest_changes_with_its_own_files_only(tmp_path):
+    package = tmp_path / "ganad"
+    shutil.copytree(SRC / "ganad", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {group: code_digest(files, package) for group, files in CODE_GROUPS.items()}
+    assert before == {group: code_digest(files) for group, files in CODE_GROUPS.items()}  # the copy reads the same
+    (package / "neural.py").write_text((package / "neural.py").read_text() + "#\n")
+    after = {group: code_digest(files, package) for group, files in CODE_GROUPS.items()}
+    assert after["base"] == before["base"] and after["methods"] != before["methods"]
+    (package / "config.py").write_text((package / "config.py").read_text() + "#\n")
+    last = {group: code_digest(files, package) for group, files in CODE_GROUPS.items()}
+    assert all(last[group] != after[group] for group in CODE_GROUPS)
+    (package / "figures.py").write_text("# reports only\n")
+    assert {group: code_digest(files, package) for group, files in CODE_GROUPS.items()} == last
 
 
 def test_the_package_init_runs_no_code():

@@ -8,6 +8,11 @@ MODELS = Path("models")
 REPORTS = Path("reports")
 
 
+def code_digest(group: str) -> Path:
+    """The `code` stage's digest of one group of library files (ganad.methods.CODE_GROUPS)."""
+    return DATA / "code" / f"{group}.txt"
+
+
 def raw(dataset: str) -> Path:
     return DATA / "raw" / f"{dataset}.npz"
 

@@ -7,9 +7,12 @@ networks, losses, training step and score. Adding a method is one package, one l
 in `REGISTRY` and one `methods.<name>` params section.
 
 `SHARED_CODE` is the library code that every method's train and score stages run;
-a method's own code is its package folder. dvc.yaml spells these paths as the
-stages' dependencies, `code_version` hashes the same files into every checkpoint,
-and tests/test_code_deps.py checks all three agree with what the code imports.
+a method's own code is its package folder. `code_version` hashes these files into
+every checkpoint. The stages depend on them through `CODE_GROUPS`: the `code` stage
+writes one digest per group (a file's hash per line), and a stage depends on the
+digest instead of listing its files, which keeps dvc.lock small (DVC parses and
+rewrites the whole lock after every stage). tests/test_code_deps.py checks dvc.yaml,
+the groups and the imports agree.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ SHARED_CODE = (
     "training.py",
     "methods/__init__.py", "methods/base.py",
 )
+# What nearly every stage reads params, paths and data with (a subset of SHARED_CODE).
+BASE_CODE = (
+    "checks.py", "cli.py", "config.py", "device.py", "executors.py", "layout.py", "protocols.py", "sources.py",
+    "methods/__init__.py",
+)
+# The digests the `code` stage writes (data/code/<group>.txt), which stages depend on in place of the files.
+CODE_GROUPS = {"base": BASE_CODE, "methods": SHARED_CODE}
 
 
 def check_name(name: str, key: str = "method") -> str:
@@ -79,3 +89,9 @@ def code_version(name: str, package: Path = PACKAGE) -> str:
     for rel in method_code(name, package):
         digest.update(rel.encode() + b"\0" + (package / rel).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def code_digest(files: tuple[str, ...], package: Path = PACKAGE) -> str:
+    """One line per file, `sha256  path` (as sha256sum prints it): what a stage depending on the group sees."""
+    return "".join(f"{hashlib.sha256((package / rel).read_bytes()).hexdigest()}  src/ganad/{rel}\n"
+                   for rel in sorted(files))
