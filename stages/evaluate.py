@@ -1,6 +1,5 @@
 """evaluate: AUROC and average precision per class and seed for every scored method of one dataset and protocol."""
 
-import dataclasses
 import json
 
 import click
@@ -8,16 +7,9 @@ import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.executors import map_jobs
 from ganad.metrics import DETAIL_COLUMNS, class_metrics, headline
 from ganad.scoretable import read_scores, write_table
 from ganad.cli import run
-
-
-def method_detail(params, dataset: str, protocol: str, method: str) -> pd.DataFrame | str:
-    """One method's per-(seed, class) metrics with their bootstrap intervals, or why it did not run."""
-    table, reason = read_scores(layout.scores(dataset, protocol, method))
-    return reason if reason is not None else class_metrics(table, method)
 
 
 @click.command()
@@ -28,19 +20,17 @@ def main(dataset: str, protocol: str) -> None:
     {seeds: n, <method>: {auroc: mean over seeds of the class-mean AUROC, auroc_std: its std over seeds}},
     a method that could not run as {<method>: {unavailable: reason}}; and the detail behind it,
     reports/metrics/classes/<dataset>_<protocol>.csv: AUROC with its 95 % bootstrap interval over test
-    images, and AP, per method, seed and class. The methods' bootstraps run executor.score_jobs at a time
-    in a process pool here (serial if the executor is): they are seconds each, not worth a cluster job.
+    images, and AP, per method, seed and class.
     """
     params = load_params()
-    pool = dataclasses.replace(params.executor, kind="serial" if params.executor.kind == "serial" else "local")
-    methods = params.methods_for(dataset)
-    results = map_jobs(pool, method_detail, params, (dataset, protocol), methods, jobs=pool.score_jobs, device="cpu")
     headlines, details = {"seeds": len(params.seeds)}, []
-    for method, detail in zip(methods, results):
-        if isinstance(detail, str):
-            headlines[method] = {"unavailable": detail}
-            click.echo(f"{dataset} {protocol} {method}: not run ({detail})")
+    for method in params.methods_for(dataset):
+        table, reason = read_scores(layout.scores(dataset, protocol, method))
+        if reason is not None:
+            headlines[method] = {"unavailable": reason}
+            click.echo(f"{dataset} {protocol} {method}: not run ({reason})")
             continue
+        detail = class_metrics(table, method)
         details.append(detail)
         headlines[method] = headline(detail)[method]
         click.echo(f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
