@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganad import layout
 from ganad.methods import BASE_CODE, CODE_GROUPS, REGISTRY, SHARED_CODE, code_digest, code_version, method_code
 from conftest import ROOT
 
@@ -93,7 +94,7 @@ def registry_use(stage: str, method: str | None) -> dict[str, bool]:
     return {}
 
 
-DIGESTS = {f"data/code/{group}.txt": {f"src/ganad/{f}" for f in files} for group, files in CODE_GROUPS.items()}
+DIGESTS = {layout.code_digest(group).as_posix(): {f"src/ganad/{f}" for f in files} for group, files in CODE_GROUPS.items()}
 
 
 def covered(path: Path, deps: list[str]) -> bool:
