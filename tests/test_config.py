@@ -25,8 +25,9 @@ def test_params_yaml_is_the_composed_default_profile(tmp_path):
     assert yaml.safe_load(out.read_text()) == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", ["paper", "smoke"])
+@pytest.mark.parametrize("profile", sorted(f.stem for f in (ROOT / "conf" / "profile").glob("*.yaml")))
 def test_profiles_compose_and_validate(tmp_path, profile):
+    """Every profile in conf/profile/ composes into params that pass validation (a kept run's profile too)."""
     out = tmp_path / "params.yaml"
     compose(out, [f"profile={profile}", "model.latent_dim=64"], ROOT)
     params = load_params(out)
