@@ -7,7 +7,8 @@ import pandas as pd
 
 from ganad import layout
 from ganad.config import load_params
-from ganad.metrics import DETAIL_COLUMNS, class_metrics, headline
+from ganad.executors import cores
+from ganad.metrics import DETAIL_COLUMNS, class_metrics_of, headline
 from ganad.scoretable import read_scores, write_table
 from ganad.cli import run
 
@@ -23,18 +24,22 @@ def main(dataset: str, protocol: str) -> None:
     images, and AP, per method, seed and class.
     """
     params = load_params()
-    headlines, details = {"seeds": len(params.seeds)}, []
+    headlines, tables = {"seeds": len(params.seeds)}, {}
     for method in params.methods_for(dataset):
         table, reason = read_scores(layout.scores(dataset, protocol, method))
-        if reason is not None:
+        if reason is None:
+            tables[method] = table
+        else:
             headlines[method] = {"unavailable": reason}
             click.echo(f"{dataset} {protocol} {method}: not run ({reason})")
-            continue
-        detail = class_metrics(table, method)
-        details.append(detail)
+    # the bootstraps are most of this stage's time: one process per core, unless the executor is serial
+    details = class_metrics_of(tables, 1 if params.executor.kind == "serial" else cores())
+    for method, detail in details.items():
         headlines[method] = headline(detail)[method]
         click.echo(f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
                    f"± {headlines[method]['auroc_std']:.3f} over {detail['seed'].nunique()} seeds")
+    headlines = {key: headlines[key] for key in ["seeds", *params.methods_for(dataset)]}  # the run's method order
+    details = list(details.values())
     write_table(layout.class_metrics(dataset, protocol),
                 pd.concat(details, ignore_index=True).round(4) if details else pd.DataFrame(columns=DETAIL_COLUMNS))
     out = layout.metrics(dataset, protocol)

@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import bootstrap
 from sklearn.metrics import roc_auc_score
 
-from ganad.metrics import (_resampled_auroc, auroc_interval, class_metrics, headline, paired_comparisons,
-                           seed_summary)
+from ganad.metrics import (_resampled_auroc, auroc_interval, class_metrics, class_metrics_of, headline,
+                           paired_comparisons, seed_summary)
 from ganad.reporting import leak_table
 
 
@@ -71,6 +71,20 @@ def test_class_metrics_per_seed_and_class_from_a_score_table():
         assert row.auroc == pytest.approx(roc_auc_score(group["anomalous"], group["score"]))
         assert row.auroc_low < row.auroc < row.auroc_high and row.n_test == 100 and row.n_anomalous == 40
     assert detail[detail.seed == 1].auroc.mean() > detail[detail.seed == 0].auroc.mean()
+
+
+def test_class_metrics_in_a_spawned_pool_equal_the_serial_ones():
+    """The evaluate stage's pool (spawned: this test process has run torch and OpenMP) gives the serial tables."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(80), np.ones(40)].astype(int)
+    tables = {m: pd.DataFrame({"class": np.repeat([0, 1], 120), "seed": 0, "anomalous": np.tile(y, 2),
+                               "score": rng.normal(size=240) + shift * np.tile(y, 2)})
+              for m, shift in (("a", 0.5), ("b", 1.0), ("c", 2.0))}
+    serial, pooled = class_metrics_of(tables, processes=1), class_metrics_of(tables, processes=2)
+    assert list(pooled) == ["a", "b", "c"]
+    for method in tables:
+        pd.testing.assert_frame_equal(pooled[method], serial[method], check_exact=True)
+    assert serial["a"].auroc.mean() < serial["b"].auroc.mean() < serial["c"].auroc.mean()
 
 
 def test_paired_comparison_names_the_better_method_only_when_the_classes_agree():

@@ -10,7 +10,9 @@ signed-rank test over classes (`scipy.stats.wilcoxon`), the p-values of one tabl
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -76,6 +78,18 @@ def class_metrics(scores: pd.DataFrame, method: str = "", n_resamples: int = RES
         rows.append((method, int(seed), int(cls), roc_auc_score(y, s), low, high, average_precision_score(y, s),
                      len(y), int(y.sum())))
     return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
+
+
+def class_metrics_of(tables: dict[str, pd.DataFrame], processes: int = 1) -> dict[str, pd.DataFrame]:
+    """`class_metrics` of each method's score table ({method: table}), in a pool of `processes` when > 1.
+
+    The pool is spawned, not forked: a stage (or a test) that has run torch or OpenMP before can hang in a
+    forked child. The bootstraps are seeded per (seed, class), so the pool gives the serial result exactly."""
+    if processes <= 1 or len(tables) <= 1:
+        return {method: class_metrics(table, method) for method, table in tables.items()}
+    with ProcessPoolExecutor(min(processes, len(tables)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {method: pool.submit(class_metrics, table, method) for method, table in tables.items()}
+        return {method: future.result() for method, future in futures.items()}
 
 
 def seed_summary(detail: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
