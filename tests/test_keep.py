@@ -39,3 +39,26 @@ def test_a_stale_run_an_unfinished_one_or_a_bad_name_is_refused(tmp_path):
     with pytest.raises(ParamsError, match="results.md' not found"):
         keep("mnist_full", "cmd", tmp_path, stale=[])
     assert not (tmp_path / "reports/runs/mnist_full").exists()
+
+
+def test_the_run_s_own_outputs_do_not_mark_the_commit_dirty_but_a_code_change_does(tmp_path):
+    """`dvc exp run` rewrites params.yaml, dvc.lock and reports/: RUN.md names the commit as it is; an edited
+    tracked file elsewhere (code, conf/) is a change the commit does not hold, and RUN.md says so."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    finished_run(tmp_path)
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    (tmp_path / "stage.py").write_text("print(1)\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "run")
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (tmp_path / "reports/results.md").write_text("new numbers\n")
+    assert "uncommitted" not in (keep("a", "cmd", tmp_path, stale=[]) / "RUN.md").read_text()
+    (tmp_path / "stage.py").write_text("print(2)\n")
+    assert "(with uncommitted changes)" in (keep("a", "cmd", tmp_path, stale=[]) / "RUN.md").read_text()

@@ -23,6 +23,7 @@ import click
 from .checks import ParamsError
 from .config import DATASET_NAME
 
+RUN_OUTPUTS = ("params.yaml", "dvc.lock", "reports")
 KEPT = ("results.md", "tables", "metrics", "figures", "curves", "brain", "ranking")
 
 
@@ -66,7 +67,10 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
             shutil.copy2(source, tmp / item)
     shutil.copy2(root / "params.yaml", tmp / "params.yaml")
     commit = _git(root, "rev-parse", "HEAD")
-    dirty = " (with uncommitted changes)" if _git(root, "status", "--porcelain", "--untracked-files=no") else ""
+    # what the run itself rewrites (params.yaml composed by `dvc exp run`, dvc.lock, reports/) is not a change
+    # to the commit; anything else tracked (code, conf/, dvc.yaml) is
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RUN_OUTPUTS))
+    dirty = " (with uncommitted changes)" if changed else ""
     (tmp / "RUN.md").write_text(
         f"# Kept run: {name}\n\n"
         f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
