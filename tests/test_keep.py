@@ -25,8 +25,11 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
     assert (dest / "figures/mnist_one_class_normal/roc.png").read_bytes() == b"png"
     # keeping again replaces the run as a whole: nothing of the old one lingers
     (dest / "tables/old.md").write_text("old")
-    keep("mnist_full", "again", tmp_path, stale=[])
-    assert not (dest / "tables/old.md").exists() and "again" in (dest / "RUN.md").read_text()
+    keep("mnist_full", "again", tmp_path, stale=[], notes=("pixels went through JPEG",))
+    run_page = (dest / "RUN.md").read_text()
+    assert not (dest / "tables/old.md").exists() and "again" in run_page
+    assert "## About this run\n\n- pixels went through JPEG\n" in run_page
+    assert "About this run" not in keep("mnist_full", "cmd", tmp_path, stale=[]).joinpath("RUN.md").read_text()
 
 
 def test_a_stale_run_an_unfinished_one_or_a_bad_name_is_refused(tmp_path):

@@ -104,3 +104,15 @@ def test_the_leak_table_sets_disjoint_beside_leaky_per_seed():
     row = leak_table("mnist", disjoint, leaky).set_index("method").loc["kde"]
     assert row["disjoint (ours)"] == "0.810 ± 0.014" and row["leaky (EGBAD's split)"] == "0.920 ± 0.028"
     assert row["leaky - disjoint"] == "+0.110 ± 0.014" and row["seeds"] == 2
+
+
+def test_the_results_page_names_each_datasets_source_and_size():
+    from ganad.config import DatasetParams
+    from ganad.reporting import data_line
+
+    meta = {"n_train": 50000, "n_test": 10000, "channels": 3, "size": 32, "classes": list("abcdefghij")}
+    line = data_line("cifar10", DatasetParams(source="npz", npz_path="data/external/cifar10.npz"), meta)
+    assert line == ("- cifar10: 50,000 training-pool and 10,000 test images (3 channels, 32x32, 10 classes) "
+                    "from the npz archive `data/external/cifar10.npz`.")
+    line = data_line("mnist", DatasetParams(), dict(meta, n_train=4000, n_test=1000, channels=1))
+    assert "4,000 training-pool" in line and "1 channel," in line and "embedded MNIST subset" in line

@@ -84,6 +84,7 @@ def test_stages_chain_from_data_to_tables(workspace):
     assert f"({split_leak('mnist', 'leave_one_class_out_leaky'):.1%} trained on)" in page
     assert "(0.0% of the test normals were trained on" in page
     assert "figures/mnist_one_class_normal/mnist_one_class_normal_mean_roc.png" in page
+    assert f"- mnist: 600 training-pool and 200 test images (1 channel, 32x32, 10 classes) from the npz archive `{workspace / 'tiny.npz'}`." in page
     leaky = pd.read_csv(workspace / "data/scores/mnist/leave_one_class_out_leaky/dcae.csv")
     assert set(leaky["seed"]) == {0, 1} and not leaky["index"].equals(scores["index"])
 

@@ -1,6 +1,6 @@
 """Keep a finished run's results in the repository under a name of its own.
 
-    python -m ganad.keep mnist_full --command "dvc exp run -S profile=mnist_full"
+    python -m ganad.keep mnist_full --command "dvc exp run -S profile=mnist_full" [--note "..."]
 
 copies what the report stages wrote (results.md, tables, metrics, figures, training curves, the
 brain and ranking results) with params.yaml into reports/runs/<name>/, beside a RUN.md that
@@ -44,8 +44,10 @@ def stale_stages(root: Path = Path(".")) -> list[str]:
         return sorted(repo.status())
 
 
-def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | None = None) -> Path:
-    """Copy the run's results to reports/runs/<name>/ (replacing a kept run of that name as a whole)."""
+def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | None = None,
+         notes: tuple[str, ...] = ()) -> Path:
+    """Copy the run's results to reports/runs/<name>/ (replacing a kept run of that name as a whole); `notes`
+    are what a reader must know beside the numbers (a degraded copy of the data, a cut budget), listed in RUN.md."""
     if not DATASET_NAME.fullmatch(name):
         raise ParamsError(f"run name {name!r} is invalid: use letters, digits, '_' and '-' (e.g. mnist_full)")
     stale = stale_stages(root) if stale is None else stale
@@ -71,11 +73,13 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
     # to the commit; anything else tracked (code, conf/, dvc.yaml) is
     changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RUN_OUTPUTS))
     dirty = " (with uncommitted changes)" if changed else ""
+    about = "".join(f"- {note}\n" for note in notes)
     (tmp / "RUN.md").write_text(
         f"# Kept run: {name}\n\n"
         f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
         f"Kept {datetime.date.today().isoformat()} with `python -m ganad.keep {name}`. `params.yaml` is the run's; "
-        "[results.md](results.md) is its results page (its links point into this folder).\n")
+        "[results.md](results.md) is its results page (its links point into this folder).\n"
+        + (f"\n## About this run\n\n{about}" if about else ""))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
@@ -85,10 +89,12 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
 @click.argument("name")
 @click.option("--command", "command", required=True,
               help="The command that produced the run, as a reader should type it (shown in RUN.md).")
-def main(name: str, command: str) -> None:
+@click.option("--note", "notes", multiple=True,
+              help="Something a reader must know beside the numbers (repeatable; listed in RUN.md).")
+def main(name: str, command: str, notes: tuple[str, ...]) -> None:
     """Keep the workspace's finished run under reports/runs/NAME."""
     try:
-        dest = keep(name, command)
+        dest = keep(name, command, notes=notes)
     except ParamsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -215,8 +215,8 @@ DIFFERENCES = """\
 - Splits: leave-one-class-out's test normals are never trained on (the papers' protocol, from EGBAD's code,
   trains on about 80 % of them; the leak audit above measures what that adds). Epochs and every other
   choice are made on normal validation images carved from training data, never on the test set.
-- Budgets: the table above against the `paper` profile (`dvc exp run -S profile=paper`); the default run
-  trains small networks for a few hundred updates on the embedded 5,000-digit MNIST subset.
+- Budgets: each dataset's budget table above against the `paper` profile (`dvc exp run -S profile=paper`);
+  the data each dataset was read from is listed under 'Data' above.
 - Uncertainty: the papers give one number per class; here every cell is a mean over training seeds with its
   spread, and each AUROC has a bootstrap interval over the test images.
 - Method by method, what follows the papers' code and what does not: the README's method table.
@@ -241,6 +241,20 @@ def _budget_table(dataset: str, methods: list[str], paper_profile: dict) -> pd.D
     return pd.DataFrame(rows)
 
 
+def data_line(dataset: str, source, meta: dict) -> str:
+    """One line saying what a run's dataset was: its source as params declare it (data.<name>) and the
+    prepared image counts, so a kept run's page says which copy of the data made its numbers."""
+    words = {"embedded": "the embedded MNIST subset shipped with ganad",
+             "npz": f"the npz archive `{source.npz_path}`",
+             "torchvision": f"torchvision's {source.torchvision or dataset} files"
+                            + (f" from the mirror {source.mirror}" if source.mirror else ""),
+             "folder": f"the image folder `{source.root}`"}[source.source]
+    channels = meta["channels"]
+    return (f"- {dataset}: {meta['n_train']:,} training-pool and {meta['n_test']:,} test images "
+            f"({channels} channel{'s' if channels > 1 else ''}, {meta['size']}x{meta['size']}, "
+            f"{len(meta['classes'])} classes) from {words}.")
+
+
 def _figure_links(directory: Path, root: Path) -> str:
     files = sorted(directory.glob("*.png")) if directory.is_dir() else []
     return ", ".join(f"[{f.stem}]({f.relative_to(root).as_posix()})" for f in files) or "none"
@@ -261,7 +275,9 @@ def write_results_page(params, out: Path, paper_profile: dict, title: str = "gan
              "'95 % CI width' is the median width of the per-seed, per-class bootstrap intervals over test "
              f"images; '{main} - method' is the mean difference over classes (and how many classes {main} wins), "
              "tested with a Wilcoxon signed-rank test over classes, p-values adjusted for the table's "
-             "comparisons (Benjamini-Hochberg); 'no significant difference' at 0.05.\n"]
+             "comparisons (Benjamini-Hochberg); 'no significant difference' at 0.05.\n",
+             "Data:\n",
+             *(data_line(d, params.data[d], layout.prepared_meta(d)) for d in params.datasets), ""]
     for dataset in params.datasets:
         names = layout.prepared_meta(dataset)["classes"]
         for protocol in params.protocols:
