@@ -1,5 +1,7 @@
 """Keeping a finished run under a name of its own: reports/runs/<name>/, never touched by the stages."""
 
+from pathlib import Path
+
 import pytest
 
 from ganad.checks import ParamsError
@@ -15,9 +17,15 @@ def finished_run(root):
     (root / "params.yaml").write_text("seed: 0\n")
 
 
+OUTPUTS = [Path("reports/results.md"), Path("reports/tables"), Path("reports/figures/mnist_one_class_normal")]
+
+
 def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(tmp_path):
     finished_run(tmp_path)
-    dest = keep("mnist_full", "dvc exp run -S profile=mnist_full", tmp_path, stale=[])
+    (tmp_path / "reports/figures/cifar10_one_class_normal").mkdir()  # an earlier run's, not this one's output
+    (tmp_path / "reports/figures/cifar10_one_class_normal/roc.png").write_bytes(b"old")
+    dest = keep("mnist_full", "dvc exp run -S profile=mnist_full", tmp_path, stale=[], outputs=OUTPUTS)
+    assert not (dest / "figures/cifar10_one_class_normal").exists()
     assert dest == tmp_path / "reports/runs/mnist_full"
     assert (dest / "params.yaml").read_text() == "seed: 0\n"
     assert "dvc exp run -S profile=mnist_full" in (dest / "RUN.md").read_text()
@@ -25,11 +33,11 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
     assert (dest / "figures/mnist_one_class_normal/roc.png").read_bytes() == b"png"
     # keeping again replaces the run as a whole: nothing of the old one lingers
     (dest / "tables/old.md").write_text("old")
-    keep("mnist_full", "again", tmp_path, stale=[], notes=("pixels went through JPEG",))
+    keep("mnist_full", "again", tmp_path, stale=[], notes=("pixels went through JPEG",), outputs=OUTPUTS)
     run_page = (dest / "RUN.md").read_text()
     assert not (dest / "tables/old.md").exists() and "again" in run_page
     assert "## About this run\n\n- pixels went through JPEG\n" in run_page
-    assert "About this run" not in keep("mnist_full", "cmd", tmp_path, stale=[]).joinpath("RUN.md").read_text()
+    assert "About this run" not in keep("mnist_full", "cmd", tmp_path, [], outputs=OUTPUTS).joinpath("RUN.md").read_text()
 
 
 def test_a_stale_run_an_unfinished_one_or_a_bad_name_is_refused(tmp_path):
@@ -62,6 +70,24 @@ def test_the_run_s_own_outputs_do_not_mark_the_commit_dirty_but_a_code_change_do
     (tmp_path / "params.yaml").write_text("seed: 1\n")
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     (tmp_path / "reports/results.md").write_text("new numbers\n")
-    assert "uncommitted" not in (keep("a", "cmd", tmp_path, stale=[]) / "RUN.md").read_text()
+    assert "uncommitted" not in (keep("a", "cmd", tmp_path, stale=[], outputs=OUTPUTS) / "RUN.md").read_text()
     (tmp_path / "stage.py").write_text("print(2)\n")
-    assert "(with uncommitted changes)" in (keep("a", "cmd", tmp_path, stale=[]) / "RUN.md").read_text()
+    assert "(with uncommitted changes)" in (keep("a", "cmd", tmp_path, stale=[], outputs=OUTPUTS) / "RUN.md").read_text()
+
+
+def test_the_kept_outputs_are_those_of_the_stages_the_pipeline_defines(tmp_path):
+    import subprocess
+    import sys
+
+    from ganad.keep import report_outputs
+
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  evaluate:\n    foreach: [mnist]\n    do:\n      cmd: echo\n"
+        "      outs:\n        - reports/metrics/${item}.json\n        - data/scores/${item}.csv\n"
+        "  report:\n    cmd: echo\n    outs:\n      - reports/results.md\n"
+        "      - reports/tables:\n          cache: false\n"
+        "  train:\n    cmd: echo\n    outs:\n      - reports/training/mnist\n")
+    assert report_outputs(tmp_path) == [Path("reports/metrics/mnist.json"), Path("reports/results.md"),
+                                        Path("reports/tables")]

@@ -2,11 +2,12 @@
 
     python -m ganad.keep mnist_full --command "dvc exp run -S profile=mnist_full" [--note "..."]
 
-copies what the report stages wrote (results.md, tables, metrics, figures, training curves, the
-brain and ranking results) with params.yaml into reports/runs/<name>/, beside a RUN.md that
-gives the command that rebuilds it, the commit and the date. No stage writes under reports/runs,
-so the default `dvc repro` never overwrites a kept run; the copies keep their relative layout, so
-the results page's links work inside the kept folder. It refuses a workspace whose pipeline is
+copies what the run's stages wrote under reports/ (results.md, tables, metrics, figures, training
+curves, the brain and ranking results: the outputs of the stages dvc.yaml defines for these params,
+not files an earlier run with other datasets left there) with params.yaml into
+reports/runs/<name>/, beside a RUN.md that gives the command that rebuilds it, the commit and the
+date. No stage writes under reports/runs, so the default `dvc repro` never overwrites a kept run;
+the copies keep their relative layout, so the results page's links work inside the kept folder. It refuses a workspace whose pipeline is
 not up to date (`dvc status`), so what is kept is what the params and code say.
 """
 
@@ -24,7 +25,8 @@ from .checks import ParamsError
 from .config import DATASET_NAME
 
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "reports")
-KEPT = ("results.md", "tables", "metrics", "figures", "curves", "brain", "ranking")
+# not kept: other kept runs, and dvclive's raw per-job logs (megabytes), which reports/curves gathers
+NOT_KEPT = ("runs", "training")
 
 
 def runs_dir(root: Path = Path(".")) -> Path:
@@ -44,8 +46,17 @@ def stale_stages(root: Path = Path(".")) -> list[str]:
         return sorted(repo.status())
 
 
+def report_outputs(root: Path = Path(".")) -> list[Path]:
+    """The outputs under reports/ of the stages the pipeline defines now (paths relative to `root`)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        paths = {Path(out.def_path) for stage in repo.index.stages for out in stage.outs}
+    return sorted(p for p in paths if p.parts[0] == "reports" and p.parts[1] not in NOT_KEPT)
+
+
 def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | None = None,
-         notes: tuple[str, ...] = ()) -> Path:
+         notes: tuple[str, ...] = (), outputs: list[Path] | None = None) -> Path:
     """Copy the run's results to reports/runs/<name>/ (replacing a kept run of that name as a whole); `notes`
     are what a reader must know beside the numbers (a degraded copy of the data, a cut budget), listed in RUN.md."""
     if not DATASET_NAME.fullmatch(name):
@@ -61,12 +72,13 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for item in KEPT:
-        source = reports / item
+    for path in report_outputs(root) if outputs is None else outputs:
+        source, target = root / path, tmp / path.relative_to("reports")
+        target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, tmp / item)
+            shutil.copytree(source, target)
         elif source.is_file():
-            shutil.copy2(source, tmp / item)
+            shutil.copy2(source, target)
     shutil.copy2(root / "params.yaml", tmp / "params.yaml")
     commit = _git(root, "rev-parse", "HEAD")
     # what the run itself rewrites (params.yaml composed by `dvc exp run`, dvc.lock, reports/) is not a change
