@@ -11,7 +11,7 @@ from ganad.keep import keep
 def finished_run(root):
     (root / "reports/tables").mkdir(parents=True)
     (root / "reports/figures/mnist_one_class_normal").mkdir(parents=True)
-    (root / "reports/results.md").write_text("[table](tables/mnist_one_class_normal.md)\n")
+    (root / "reports/results.md").write_text("# results\n\n[table](tables/mnist_one_class_normal.md)\n")
     (root / "reports/tables/mnist_one_class_normal.md").write_text("| adae | 0.7 |\n")
     (root / "reports/figures/mnist_one_class_normal/roc.png").write_bytes(b"png")
     (root / "params.yaml").write_text("seed: 0\n")
@@ -37,6 +37,9 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
     run_page = (dest / "RUN.md").read_text()
     assert not (dest / "tables/old.md").exists() and "again" in run_page
     assert "## About this run\n\n- pixels went through JPEG\n" in run_page
+    page = (dest / "results.md").read_text()
+    assert page.startswith("# results\n\nKept run `mnist_full`") and "- pixels went through JPEG\n" in page
+    assert page.endswith("[table](tables/mnist_one_class_normal.md)\n")
     assert "About this run" not in keep("mnist_full", "cmd", tmp_path, [], outputs=OUTPUTS).joinpath("RUN.md").read_text()
 
 

@@ -80,6 +80,10 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
         elif source.is_file():
             shutil.copy2(source, target)
     shutil.copy2(root / "params.yaml", tmp / "params.yaml")
+    if notes:  # the page a reader opens first says them too, under its title
+        title, _, rest = (tmp / "results.md").read_text().partition("\n")
+        (tmp / "results.md").write_text(f"{title}\n\nKept run `{name}`, about this run (from [RUN.md](RUN.md)):\n\n"
+                                        + "".join(f"- {note}\n" for note in notes) + rest)
     commit = _git(root, "rev-parse", "HEAD")
     # what the run itself rewrites (params.yaml composed by `dvc exp run`, dvc.lock, reports/) is not a change
     # to the commit; anything else tracked (code, conf/, dvc.yaml) is
