@@ -7,8 +7,9 @@ curves, the brain and ranking results: the outputs of the stages dvc.yaml define
 not files an earlier run with other datasets left there) with params.yaml into
 reports/runs/<name>/, beside a RUN.md that gives the command that rebuilds it, the commit and the
 date. No stage writes under reports/runs, so the default `dvc repro` never overwrites a kept run;
-the copies keep their relative layout, so the results page's links work inside the kept folder. It refuses a workspace whose pipeline is
-not up to date (`dvc status`), so what is kept is what the params and code say.
+the copies keep their relative layout, so the results page's links work inside the kept folder.
+It refuses a workspace whose pipeline is not up to date (`dvc status`), so what is kept is what
+the params and code say.
 """
 
 from __future__ import annotations
@@ -80,16 +81,16 @@ def keep(name: str, command: str, root: Path = Path("."), stale: list[str] | Non
         elif source.is_file():
             shutil.copy2(source, target)
     shutil.copy2(root / "params.yaml", tmp / "params.yaml")
-    if notes:  # the page a reader opens first says them too, under its title
+    about = "".join(f"- {note}\n" for note in notes)
+    if about:  # the page a reader opens first says them too, under its title
         title, _, rest = (tmp / "results.md").read_text().partition("\n")
         (tmp / "results.md").write_text(f"{title}\n\nKept run `{name}`, about this run (from [RUN.md](RUN.md)):\n\n"
-                                        + "".join(f"- {note}\n" for note in notes) + rest)
+                                        + about + rest)
     commit = _git(root, "rev-parse", "HEAD")
     # what the run itself rewrites (params.yaml composed by `dvc exp run`, dvc.lock, reports/) is not a change
     # to the commit; anything else tracked (code, conf/, dvc.yaml) is
     changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RUN_OUTPUTS))
     dirty = " (with uncommitted changes)" if changed else ""
-    about = "".join(f"- {note}\n" for note in notes)
     (tmp / "RUN.md").write_text(
         f"# Kept run: {name}\n\n"
         f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
