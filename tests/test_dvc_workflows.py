@@ -125,3 +125,14 @@ def test_a_queued_sweep_runs_each_override_as_an_experiment(project):
     assert status.count("Success") == 2, status
     shown = csv.DictReader(io.StringIO(dvc(project, "exp", "show", "--csv").stdout))
     assert {row["methods.dcae.epochs"] for row in shown} >= {"1", "3"}
+
+
+def test_the_committed_lock_records_only_stages_the_pipeline_defines():
+    """dvc.lock keeps the entry of a stage removed from dvc.yaml until someone deletes it; such an entry
+    names outputs no stage writes any more and misleads whoever reads the lock."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        defined = {stage.name for stage in repo.index.stages}
+    recorded = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert recorded - defined == set(), "entries of stages dvc.yaml no longer defines: delete them from dvc.lock"
