@@ -48,6 +48,17 @@ def test_default_params_are_valid(raw):
     assert "leave_one_class_out" in params.protocols and "one_class_normal" in params.protocols
 
 
+@pytest.mark.parametrize("section", ["split", "report", "executor"])
+def test_a_section_left_out_gets_the_default_profiles_values(raw, section):
+    """A params file without a section gets the code's defaults, which must be the default profile's:
+    otherwise a user's own params.yaml silently runs something else than `conf/` says."""
+    full = parse_params(copy.deepcopy(raw))
+    trimmed = copy.deepcopy(raw)
+    assert section in trimmed, f"params.yaml has no {section} section"
+    trimmed[section] = {}
+    assert getattr(parse_params(trimmed), section) == getattr(full, section)
+
+
 def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
     raw = copy.deepcopy(raw)
     raw["run"]["datasets"] = ["mnist", "cifar10"]

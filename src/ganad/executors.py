@@ -67,7 +67,7 @@ class RayParams:
 class ExecutorParams:
     kind: str = one_of("local", EXECUTORS)
     jobs: int | str = auto_or_positive_int("auto")  # local: training jobs at once (auto: cores, or GPUs)
-    score_jobs: int | str = auto_or_positive_int(1)  # local: scoring jobs at once
+    score_jobs: int | str = auto_or_positive_int("auto")  # local: scoring jobs at once (auto: as for jobs)
     threads: int | str = auto_or_positive_int("auto")  # torch threads per job (auto: cores / jobs at once)
     slurm: SlurmParams = field(default_factory=SlurmParams, metadata={
         "check": lambda v: isinstance(v, SlurmParams), "rule": "a mapping (see SlurmParams)"})
