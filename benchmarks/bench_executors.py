@@ -54,7 +54,7 @@ def repro(pattern: str) -> float:
 @click.option("--kinds", default="serial,local", show_default=True,
               help="executors in the order they run, each KIND or KIND:THREADS (executor.threads; default auto)")
 def main(pattern: str, kinds: str) -> None:
-    """Time `dvc repro -f --glob -s PATTERN` under each executor; print times and speed-ups."""
+    """Time the forced stages under each executor (and thread count); print times and speed-ups."""
     params_path = ROOT / "params.yaml"
     original = params_path.read_text()
     cores = executors.cores()
