@@ -13,11 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 
 from conftest import ROOT, make_tiny_mnist, stage
 from ganad.checks import StageError
@@ -120,19 +122,24 @@ def config_value(key, value):
 
 
 def images_folder(kind):
-    """data.mnist as a folder of images, broken in one way."""
+    """data.photos, a folder of images, broken in one way: missing, holding only files that do not decode, or
+    holding one class (which fetch takes, as the rank stages can use it, and split refuses)."""
     def apply(folder):
         root = folder / "photos"
         if kind != "missing":
-            root.mkdir()
-        if kind == "one class":
-            (root / "cats").mkdir()
-            for i in range(4):
+            (root / "cats").mkdir(parents=True)
+        for i in range(4):
+            if kind == "undecodable":
                 (root / "cats" / f"{i}.png").write_bytes(b"")
+            elif kind == "one class":
+                Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(root / "cats" / f"{i}.png")
         params = yaml.safe_load((folder / "params.yaml").read_text())
         params["data"]["photos"] = {"source": "folder", "root": str(root)}
-        params["run"]["datasets"] = ["photos"]
+        params["run"].update(datasets=["photos"], classes="all")
         (folder / "params.yaml").write_text(yaml.safe_dump(params))
+        if kind == "one class":
+            result = CliRunner().invoke(stage("fetch"), ["--dataset", "photos"], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
     return apply
 
 
@@ -186,7 +193,10 @@ CASES = [
                                            x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.int64)),
      FETCH, r"x_train|y_train"),
     ("image folder missing", images_folder("missing"), ("fetch", "--dataset", "photos"), r"photos"),
-    ("image folder of one class", images_folder("one class"), ("fetch", "--dataset", "photos"), r"photos"),
+    ("image folder of undecodable files", images_folder("undecodable"), ("fetch", "--dataset", "photos"),
+     r"photos/cats' holds no decodable image"),
+    ("image folder of one class", images_folder("one class"),
+     ("split", "--dataset", "photos", "--protocol", "one_class_normal"), r"no anomalous images.*`rank` stages"),
     ("raw data missing", remove("data/raw/mnist.npz"), SPLIT, r"data/raw/mnist.npz"),
     ("split file missing", remove("data/splits/mnist/one_class_normal.npz"), TRAIN, r"one_class_normal.npz"),
     ("method config missing", remove("data/config/mnist/dcae.json"), TRAIN, r"dcae.json' not found; run `dvc repro`"),
@@ -206,7 +216,11 @@ def test_bad_input_stops_with_one_message(prepared, tmp_path, monkeypatch, name,
     monkeypatch.chdir(folder)
     breakage(folder)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    result = CliRunner().invoke(stage(command[0]), list(command[1:]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(stage(command[0]), list(command[1:]))
+    # the one warning bad input may add is the list of image files that were skipped as undecodable
+    assert all("could not be decoded" in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert result.exit_code != 0, f"{name}: the stage went on\n{result.output}"
     assert isinstance(result.exception, StageError), f"{name}: {type(result.exception).__name__}: {result.exception}"
     assert re.search(message, str(result.exception)), str(result.exception)

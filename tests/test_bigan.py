@@ -63,18 +63,22 @@ def moved_blobs():
 @pytest.mark.parametrize("epochs, expect", [(0, False), (30, True)])
 def test_encoder_inverts_the_generator_on_training_images(epochs, expect):
     """IGMM-GAN's network (BiGAN + reconstruction) after a short run: each training image is closer to its
-    own G(E(x)) than to another's, by a paired t statistic above 4 (measured: 14.2); before training it is
-    not (0). Plain BiGAN training, EGBAD's, inverts too but unsteadily on this set: t = 1.9, 5.2, 6.5 and
+    own G(E(x)) than to another's, by a paired t statistic above 10; before training it is not (0).
+
+    The reconstruction term is what makes E invert G steadily, so the test weighs it 5 (w_rec): t = 31.9,
+    32.4, 30.9, 28.2 for seeds 0-3 (AMD EPYC; w_rec 20: 23.8-31.8). At the default w_rec 1 this small set
+    inverts by chance: t = 3.4, 5.8, 0.4, 28.1 for seeds 0-3 here, 14.2 for seed 0 on an Intel Xeon, whose
+    float kernels took another path. Plain BiGAN training, EGBAD's, is as unsteady: t = 1.9, 5.2, 6.5 and
     0.6 after 15, 40, 60 and 80 epochs, so it is not held to a threshold here."""
     train, val = moved_blobs()
     seed_everything(0)
-    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "epochs": max(epochs, 1), "components": 2},
+    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "epochs": max(epochs, 1), "components": 2, "w_rec": 5.0},
                              "methods.igmm_gan"), 1, CPU)
     if epochs:
         m.fit(train, val, TrainingRun(None, "t"))
     gap = inversion_gap(m, train.x[:128])
     t = gap.mean() / (gap.std(ddof=1) / np.sqrt(len(gap)))
-    assert (t > 4) == expect, f"t = {t:.2f}, mean gap {gap.mean():.4f}"
+    assert (t > 10) == expect, f"t = {t:.2f}, mean gap {gap.mean():.4f}"
 
 
 @pytest.mark.parametrize("score", ["fm", "cross_e"])

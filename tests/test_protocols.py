@@ -3,6 +3,7 @@ import pytest
 
 from ganad.checks import MissingInput
 from ganad.protocols import anomaly_labels, check_splits, leave_one_class_out, load_split, make_splits, save_splits
+from ganad.sources import DataError
 
 # Official MNIST class counts: 60,000 training and 10,000 test images.
 MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -132,8 +133,8 @@ def test_a_class_without_training_images_or_anomalies_stops_the_split():
     splits = make_splits("leave_one_class_out", labels, len(labels), [0, 1], 0)
     check_splits(splits, "leave_one_class_out", labels, "tiny", names)  # both classes are fine
     no_train = {2: {"train": np.array([], dtype=np.int64), "val": np.array([], dtype=np.int64), "test": np.array([6])}}
-    with pytest.raises(ValueError, match=r"tiny one_class_normal: class 2 \(c\) has no training images"):
+    with pytest.raises(DataError, match=r"tiny one_class_normal: class 2 \(c\) has no training images"):
         check_splits(no_train, "one_class_normal", labels, "tiny", names)
     only_normal = {0: {"train": np.array([3, 4]), "val": np.array([], dtype=np.int64), "test": np.array([5])}}
-    with pytest.raises(ValueError, match=r"class 0 \(a\): its test split has no anomalous images"):
+    with pytest.raises(DataError, match=r"class 0 \(a\): its test split has no anomalous images"):
         check_splits(only_normal, "leave_one_class_out", labels, "tiny", names)

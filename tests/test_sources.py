@@ -1,8 +1,10 @@
 import functools
+import gc
 import gzip
 import hashlib
 import http.server
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -135,6 +137,18 @@ def test_npz_missing_and_corrupt_files(tmp_path):
     np.savez(tmp_path / "partial.npz", x_train=np.zeros((1, 28, 28), dtype=np.uint8))
     with pytest.raises(DataError, match="lacks arrays"):
         load_npz("mnist", tmp_path / "partial.npz")
+
+
+def test_an_npz_that_is_no_zip_leaves_no_file_open(tmp_path):
+    """np.load leaves the handle of a file with a zip's signature but no zip behind it to the garbage
+    collector; load_npz closes it itself."""
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip" * 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError, match="not a readable npz"):
+            load_npz("mnist", tmp_path / "bad.npz")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
 
 
 def test_unknown_torchvision_dataset_and_source():

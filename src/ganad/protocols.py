@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import MissingInput
+from .sources import DataError
 
 PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
 BRAIN_DATASET, BRAIN_PROTOCOL = "brain", "healthy_to_tumour"  # the brain data (ganad.brain) and its protocol
@@ -118,11 +119,11 @@ def check_splits(splits: dict[int, dict[str, np.ndarray]], protocol: str, labels
     for cls, parts in splits.items():
         where = f"{dataset} {protocol}: class {cls} ({names[cls]})"
         if not len(parts["train"]):
-            raise ValueError(f"{where} has no training images; add images to it, or leave it out of run.classes")
+            raise DataError(f"{where} has no training images; add images to it, or leave it out of run.classes")
         kinds = set(anomaly_labels(protocol, labels[parts["test"]], cls).tolist())
         if kinds != {0, 1}:
             missing = "anomalous" if 1 not in kinds else "normal"
-            raise ValueError(f"{where}: its test split has no {missing} images, so no AUROC can be measured; "
+            raise DataError(f"{where}: its test split has no {missing} images, so no AUROC can be measured; "
                              "add test images (or, for a dataset of one class, rank it with the `rank` stages)")
 
 

@@ -94,7 +94,9 @@ def load_npz(name: str, path: str | Path) -> RawDataset:
             "holding x_train, y_train, x_test, y_test, or choose another source"
         )
     try:
-        with np.load(path) as archive:  # allow_pickle stays False: object arrays are refused, never run
+        # allow_pickle stays False: object arrays are refused, never run. The file is opened here so that it
+        # is closed even when numpy fails to read it as a zip (np.load would leave that handle to the GC)
+        with open(path, "rb") as handle, np.load(handle) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
             if missing:
                 raise DataError(f"{name}: '{path}' lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test")
