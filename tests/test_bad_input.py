@@ -128,22 +128,24 @@ def images_folder(kind):
         root = folder / "photos"
         if kind != "missing":
             (root / "cats").mkdir(parents=True)
-        for i in range(4):
-            if kind == "undecodable":
-                (root / "cats" / f"{i}.png").write_bytes(b"")
-            elif kind == "one class":
-                Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(root / "cats" / f"{i}.png")
+            for i in range(4):
+                image = root / "cats" / f"{i}.png"
+                if kind == "undecodable":
+                    image.write_bytes(b"")
+                else:
+                    Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(image)
         params = yaml.safe_load((folder / "params.yaml").read_text())
         params["data"]["photos"] = {"source": "folder", "root": str(root)}
         params["run"].update(datasets=["photos"], classes="all")
         (folder / "params.yaml").write_text(yaml.safe_dump(params))
         if kind == "one class":
-            result = CliRunner().invoke(stage("fetch"), ["--dataset", "photos"], catch_exceptions=False)
+            result = CliRunner().invoke(stage(FETCH_PHOTOS[0]), list(FETCH_PHOTOS[1:]), catch_exceptions=False)
             assert result.exit_code == 0, result.output
     return apply
 
 
 FETCH = ("fetch", "--dataset", "mnist")
+FETCH_PHOTOS = ("fetch", "--dataset", "photos")
 SPLIT = ("split", "--dataset", "mnist", "--protocol", "one_class_normal")
 PREPROCESS = ("preprocess", "--dataset", "mnist")
 CONFIGURE = ("configure", "--dataset", "mnist")
@@ -192,8 +194,8 @@ CASES = [
     ("npz images and labels disagree", npz(x_train=np.zeros((5, 28, 28), np.uint8), y_train=np.zeros(4, np.int64),
                                            x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.int64)),
      FETCH, r"x_train|y_train"),
-    ("image folder missing", images_folder("missing"), ("fetch", "--dataset", "photos"), r"photos"),
-    ("image folder of undecodable files", images_folder("undecodable"), ("fetch", "--dataset", "photos"),
+    ("image folder missing", images_folder("missing"), FETCH_PHOTOS, r"photos"),
+    ("image folder of undecodable files", images_folder("undecodable"), FETCH_PHOTOS,
      r"photos/cats' holds no decodable image"),
     ("image folder of one class", images_folder("one class"),
      ("split", "--dataset", "photos", "--protocol", "one_class_normal"), r"no anomalous images.*`rank` stages"),
