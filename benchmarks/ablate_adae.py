@@ -66,8 +66,8 @@ def cpu_model() -> str:
 
 
 def load_pooled(path: str):
-    from ganad.images import resize_uint8, to_nchw
-    from ganad.sources import load_npz
+    from ganad.data.images import resize_uint8, to_nchw
+    from ganad.data.sources import load_npz
 
     raw = load_npz("mnist", path)
     x = resize_uint8(np.concatenate([to_nchw(raw.x_train), to_nchw(raw.x_test)]))
@@ -79,12 +79,12 @@ def one_run(job: dict) -> dict:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from ganad.checks import build_config
-    from ganad.device import seed_everything
-    from ganad.images import ImageSet, to_unit_range
+    from ganad.data.images import ImageSet, to_unit_range
+    from ganad.data.protocols import make_splits
     from ganad.methods.adae.model import ADAE
-    from ganad.protocols import make_splits
-    from ganad.training import TrainingRun
+    from ganad.methods.common.training_run import TrainingRun
+    from ganad.runtime.device import seed_everything
+    from ganad.schema import parse
 
     torch.set_num_threads(job["threads"])
     images, labels, n_train = load_pooled(job["data"])
@@ -93,11 +93,13 @@ def one_run(job: dict) -> dict:
     sets = {k: ImageSet(to_unit_range(images[idx]), labels[idx], idx) for k, idx in split.items()}
     anomalous = (sets["test"].labels == cls).astype(int)
     if job.get("audit_leaky"):  # the same model scored on EGBAD's leaky test set too: the protocol's share
-        leaky_test = make_splits("leave_one_class_out", labels, n_train, [cls], job["split_seed"], leaky=True)[cls]["test"]
+        leaky_test = make_splits("leave_one_class_out", labels, n_train, [cls], job["split_seed"], leaky=True)[cls][
+            "test"
+        ]
         sets["leaky_test"] = ImageSet(to_unit_range(images[leaky_test]), labels[leaky_test], leaky_test)
     section = {**job["base"], **variant_params(job["variant"])}
     seed_everything(job["seed"] * 1000 + cls)
-    method = ADAE(build_config(ADAE.Config, section, "ablation"), 1, torch.device("cpu"))
+    method = ADAE(parse(ADAE.Config, section, "ablation"), 1, torch.device("cpu"))
     oracle = []
 
     class Logged(TrainingRun):
@@ -108,9 +110,12 @@ def one_run(job: dict) -> dict:
             torch.set_rng_state(state)
             metrics = {**metrics, "test_auroc_oracle": oracle[-1]}
             super().end_epoch(m, epoch, metrics)
-            print(f"{job['variant']} class {cls} seed {job['seed']} epoch {epoch}: "
-                  + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()) + f" (+{time.perf_counter() - t:.0f} s test)",
-                  flush=True)
+            print(
+                f"{job['variant']} class {cls} seed {job['seed']} epoch {epoch}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                + f" (+{time.perf_counter() - t:.0f} s test)",
+                flush=True,
+            )
 
     t0 = time.perf_counter()
     run = Logged(None, "ablation")
@@ -120,14 +125,29 @@ def one_run(job: dict) -> dict:
     if "leaky_test" in sets:
         leaky = sets["leaky_test"]
         leaky_normal = leaky.index[leaky.labels != cls]
-        audit = {"auroc_leaky": float(roc_auc_score((leaky.labels == cls).astype(int), method.score(leaky))),
-                 "leaky_test_normals": len(leaky_normal),
-                 "leaky_test_normals_trained_on": int(np.isin(leaky_normal, split["train"]).sum())}
-    record = {"variant": job["variant"], "class": cls, "seed": job["seed"], "leaky": job["leaky"],
-              "params": section, "train": len(split["train"]), "val": len(split["val"]), "test": len(split["test"]),
-              "updates": len(run.history) * (len(split["train"]) // section["batch_size"]),
-              "history": run.history, "auroc": final, "selected": method.selected(),
-              "seconds": round(time.perf_counter() - t0, 1), "cpu": cpu_model(), "torch": torch.__version__, **audit}
+        audit = {
+            "auroc_leaky": float(roc_auc_score((leaky.labels == cls).astype(int), method.score(leaky))),
+            "leaky_test_normals": len(leaky_normal),
+            "leaky_test_normals_trained_on": int(np.isin(leaky_normal, split["train"]).sum()),
+        }
+    record = {
+        "variant": job["variant"],
+        "class": cls,
+        "seed": job["seed"],
+        "leaky": job["leaky"],
+        "params": section,
+        "train": len(split["train"]),
+        "val": len(split["val"]),
+        "test": len(split["test"]),
+        "updates": len(run.history) * (len(split["train"]) // section["batch_size"]),
+        "history": run.history,
+        "auroc": final,
+        "selected": method.selected(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        **audit,
+    }
     out = Path(job["out"]) / run_name(job["variant"], job["leaky"]) / f"class{cls}_seed{job['seed']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
@@ -135,19 +155,23 @@ def one_run(job: dict) -> dict:
 
 
 def summarise(out: Path) -> str:
-    from ganad.paper import PAPER_AUROC
+    from ganad.evaluation.papers import PAPER_AUROC
 
     paper = PAPER_AUROC[("mnist", "leave_one_class_out")]["adae"]
     records = [json.loads(p.read_text()) for p in sorted(out.glob("*/class*_seed*.json"))]
-    lines = ["# ADAE balancing ablation, real MNIST, leave-one-class-out", "",
-             "Generated by `benchmarks/ablate_adae.py --summarise`; each row is one run. `AUROC` is the model the",
-             "pipeline would keep (`select` in its params: the last epoch, or the epoch with the lowest normal-",
-             "validation score); `oracle` columns use test labels per epoch and are for reading only: no result",
-             "may be chosen by them.", "",
-             "| variant | class | seed | updates | AUROC | paper | val-chosen epoch | oracle best epoch (AUROC) | "
-             "oracle AUROC over epochs (min-max) | real_rec first -> last | fake_rec last | gen_rec first -> last | "
-             "val_score first -> last | weight last | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# ADAE balancing ablation, real MNIST, leave-one-class-out",
+        "",
+        "Generated by `benchmarks/ablate_adae.py --summarise`; each row is one run. `AUROC` is the model the",
+        "pipeline would keep (`select` in its params: the last epoch, or the epoch with the lowest normal-",
+        "validation score); `oracle` columns use test labels per epoch and are for reading only: no result",
+        "may be chosen by them.",
+        "",
+        "| variant | class | seed | updates | AUROC | paper | val-chosen epoch | oracle best epoch (AUROC) | "
+        "oracle AUROC over epochs (min-max) | real_rec first -> last | fake_rec last | gen_rec first -> last | "
+        "val_score first -> last | weight last | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         h = r["history"]
         o = [e["test_auroc_oracle"] for e in h]
@@ -159,43 +183,65 @@ def summarise(out: Path) -> str:
             f"{r['auroc']:.3f} | {paper[r['class']]:.3f} | {chosen} | {best} ({o[best]:.3f}) | "
             f"{min(o):.3f}-{max(o):.3f} | {h[0]['real_rec']:.3f} -> {h[-1]['real_rec']:.3f} | "
             f"{h[-1]['fake_rec']:.3f} | {h[0]['gen_rec']:.3f} -> {h[-1]['gen_rec']:.3f} | "
-            f"{h[0]['val_score']:.2f} -> {h[-1]['val_score']:.2f} | {weight:.3f} | {r['seconds'] / 60:.1f} |")
+            f"{h[0]['val_score']:.2f} -> {h[-1]['val_score']:.2f} | {weight:.3f} | {r['seconds'] / 60:.1f} |"
+        )
     variants = sorted({r["variant"] for r in records})
-    lines += ["", "Mean AUROC per variant over the classes it ran (the paper's mean over the same classes):", "",
-              "| variant | runs | AUROC | oracle best-epoch AUROC | paper |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Mean AUROC per variant over the classes it ran (the paper's mean over the same classes):",
+        "",
+        "| variant | runs | AUROC | oracle best-epoch AUROC | paper |",
+        "|---|---|---|---|---|",
+    ]
     for v in variants:
         rs = [r for r in records if r["variant"] == v]
-        lines.append(f"| {v} | {len(rs)} | {np.mean([r['auroc'] for r in rs]):.3f} | "
-                     f"{np.mean([max(e['test_auroc_oracle'] for e in r['history']) for r in rs]):.3f} | "
-                     f"{np.mean([paper[r['class']] for r in rs]):.3f} |")
+        lines.append(
+            f"| {v} | {len(rs)} | {np.mean([r['auroc'] for r in rs]):.3f} | "
+            f"{np.mean([max(e['test_auroc_oracle'] for e in r['history']) for r in rs]):.3f} | "
+            f"{np.mean([paper[r['class']] for r in rs]):.3f} |"
+        )
     audited = [r for r in records if "auroc_leaky" in r]
     if audited:
-        lines += ["", "The leaky-split audit: the same model (trained on the disjoint split) scored on the disjoint "
-                  "test set and on EGBAD's leaky one, whose normal images come from a second permutation of the "
-                  "normal pool, so most of them were trained on:", "",
-                  "| variant | class | seed | AUROC disjoint | AUROC leaky | leaky - disjoint | "
-                  "leaky test normals trained on |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "The leaky-split audit: the same model (trained on the disjoint split) scored on the disjoint "
+            "test set and on EGBAD's leaky one, whose normal images come from a second permutation of the "
+            "normal pool, so most of them were trained on:",
+            "",
+            "| variant | class | seed | AUROC disjoint | AUROC leaky | leaky - disjoint | "
+            "leaky test normals trained on |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in audited:
-            lines.append(f"| {r['variant']} | {r['class']} | {r['seed']} | {r['auroc']:.3f} | {r['auroc_leaky']:.3f} | "
-                         f"{r['auroc_leaky'] - r['auroc']:+.3f} | {r['leaky_test_normals_trained_on']} of "
-                         f"{r['leaky_test_normals']} |")
-        lines.append(f"| mean | | | {np.mean([r['auroc'] for r in audited]):.3f} | "
-                     f"{np.mean([r['auroc_leaky'] for r in audited]):.3f} | "
-                     f"{np.mean([r['auroc_leaky'] - r['auroc'] for r in audited]):+.3f} | |")
+            lines.append(
+                f"| {r['variant']} | {r['class']} | {r['seed']} | {r['auroc']:.3f} | {r['auroc_leaky']:.3f} | "
+                f"{r['auroc_leaky'] - r['auroc']:+.3f} | {r['leaky_test_normals_trained_on']} of "
+                f"{r['leaky_test_normals']} |"
+            )
+        lines.append(
+            f"| mean | | | {np.mean([r['auroc'] for r in audited]):.3f} | "
+            f"{np.mean([r['auroc_leaky'] for r in audited]):.3f} | "
+            f"{np.mean([r['auroc_leaky'] - r['auroc'] for r in audited]):+.3f} | |"
+        )
     text = "\n".join(lines) + "\n"
     (out / "README.md").write_text(text)
     return text
 
 
 @click.command()
-@click.option("--data", type=click.Path(exists=True, dir_okay=False), help="MNIST npz (x_train, y_train, x_test, y_test)")
+@click.option(
+    "--data", type=click.Path(exists=True, dir_okay=False), help="MNIST npz (x_train, y_train, x_test, y_test)"
+)
 @click.option("--variants", default="lr-image,gaia-unit", show_default=True)
 @click.option("--classes", default="0,1,5,9", show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="training seeds (the split seed stays --split-seed)")
 @click.option("--split-seed", default=0, show_default=True, type=int)
 @click.option("--leaky", is_flag=True, help="train and test on EGBAD's overlapping split, for the audit only")
-@click.option("--audit-leaky", is_flag=True,
-              help="train on the disjoint split and score the kept model on both test sets (reruns runs without it)")
+@click.option(
+    "--audit-leaky",
+    is_flag=True,
+    help="train on the disjoint split and score the kept model on both test sets (reruns runs without it)",
+)
 @click.option("--epochs", default=3, show_default=True, type=int)
 @click.option("--width", default=64, show_default=True, type=int)
 @click.option("--latent-dim", default=32, show_default=True, type=int)
@@ -203,19 +249,49 @@ def summarise(out: Path) -> str:
 @click.option("--lr", default=1e-4, show_default=True, type=float)
 @click.option("--select", default="best_val", show_default=True, type=click.Choice(["last", "best_val"]))
 @click.option("--jobs", default=1, show_default=True, type=int, help="runs at once, one process each")
-@click.option("--threads", default=0, show_default=True, type=int,
-              help="torch threads per run (0: the CPU's cores shared among the jobs); 1 leaves a core free")
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    type=int,
+    help="torch threads per run (0: the CPU's cores shared among the jobs); 1 leaves a core free",
+)
 @click.option("--out", default="reports/ablation/adae_mnist", show_default=True, type=click.Path(file_okay=False))
 @click.option("--summarise", "only_summarise", is_flag=True, help="only write <out>/README.md from finished runs")
-def main(data, variants, classes, seeds, split_seed, leaky, audit_leaky, epochs, width, latent_dim, batch_size, lr, select, jobs,
-         threads, out, only_summarise):
+def main(
+    data,
+    variants,
+    classes,
+    seeds,
+    split_seed,
+    leaky,
+    audit_leaky,
+    epochs,
+    width,
+    latent_dim,
+    batch_size,
+    lr,
+    select,
+    jobs,
+    threads,
+    out,
+    only_summarise,
+):
     """Run the ablation (see the module docstring); finished runs are kept and skipped."""
     out = Path(out)
     if not only_summarise:
         if data is None:
             raise click.UsageError("--data is required: an MNIST npz with x_train, y_train, x_test, y_test")
-        base = {"latent_dim": latent_dim, "width": width, "epochs": epochs, "min_steps": 0, "batch_size": batch_size,
-                "lr": lr, "select": select, "threads": 0}
+        base = {
+            "latent_dim": latent_dim,
+            "width": width,
+            "epochs": epochs,
+            "min_steps": 0,
+            "batch_size": batch_size,
+            "lr": lr,
+            "select": select,
+            "threads": 0,
+        }
         threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         todo = []
         for seed in (int(s) for s in seeds.split(",")):  # variants innermost: paired runs finish together
@@ -225,9 +301,20 @@ def main(data, variants, classes, seeds, split_seed, leaky, audit_leaky, epochs,
                     done = out / run_name(variant, leaky) / f"class{cls}_seed{seed}.json"
                     if done.is_file() and (not audit_leaky or "auroc_leaky" in json.loads(done.read_text())):
                         continue
-                    todo.append({"variant": variant, "cls": cls, "seed": seed, "split_seed": split_seed, "leaky": leaky,
-                                 "audit_leaky": audit_leaky,
-                                 "base": base, "data": data, "threads": threads, "out": str(out)})
+                    todo.append(
+                        {
+                            "variant": variant,
+                            "cls": cls,
+                            "seed": seed,
+                            "split_seed": split_seed,
+                            "leaky": leaky,
+                            "audit_leaky": audit_leaky,
+                            "base": base,
+                            "data": data,
+                            "threads": threads,
+                            "out": str(out),
+                        }
+                    )
         print(f"{len(todo)} runs, {jobs} at a time, {threads} threads each", flush=True)
         if jobs == 1:
             for job in todo:
@@ -237,8 +324,11 @@ def main(data, variants, classes, seeds, split_seed, leaky, audit_leaky, epochs,
 
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for record in pool.map(one_run, todo):
-                    print(f"done: {record['variant']} class {record['class']} seed {record['seed']}: "
-                          f"AUROC {record['auroc']:.3f}", flush=True)
+                    print(
+                        f"done: {record['variant']} class {record['class']} seed {record['seed']}: "
+                        f"AUROC {record['auroc']:.3f}",
+                        flush=True,
+                    )
     print(summarise(out))
 
 

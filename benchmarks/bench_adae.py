@@ -33,15 +33,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganad import nets  # noqa: E402
-from ganad.images import ImageSet, resize_uint8, to_nchw, to_unit_range  # noqa: E402
+from ganad.data.images import ImageSet, resize_uint8, to_nchw, to_unit_range  # noqa: E402
+from ganad.data.protocols import PROTOCOLS, leave_one_class_out  # noqa: E402
+from ganad.data.sources import load_npz  # noqa: E402
+from ganad.evaluation.papers import PAPER_AUROC  # noqa: E402
 from ganad.methods.adae import Config as ADAEConfig  # noqa: E402
 from ganad.methods.adae.model import ADAE, adae_losses, balanced_lrs  # noqa: E402
-from ganad.neural import per_image_l1, torch_threads  # noqa: E402
-from ganad.paper import PAPER_AUROC  # noqa: E402
-from ganad.protocols import PROTOCOLS, leave_one_class_out  # noqa: E402
-from ganad.sources import load_npz  # noqa: E402
-from ganad.training import TrainingRun  # noqa: E402
+from ganad.methods.common import nets  # noqa: E402
+from ganad.methods.common.training import per_image_l1, torch_threads  # noqa: E402
+from ganad.methods.common.training_run import TrainingRun  # noqa: E402
 
 
 def load_mnist(path: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +123,7 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
     opt = ADAE(cfg, channels, torch.device("cpu"))
     state = {"G": opt.G.state_dict(), "D": opt.D.state_dict()}
     bs = cfg.batch_size
-    batch = [x[i * bs:(i + 1) * bs] for i in range(len(x) // bs)]
+    batch = [x[i * bs : (i + 1) * bs] for i in range(len(x) // bs)]
 
     # Same update? One step of each from the same weights on the same batch.
     plain = PlainStep(cfg, channels, state)
@@ -142,8 +142,10 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
         rel = ((g_plain - g_opt).norm() / g_plain.norm()).item()
         plain64 = ((g_plain - g64).norm() / g64.norm()).item()
         opt64 = ((g_opt - g64).norm() / g64.norm()).item()
-        print(f"same update check, {net}: |grad_plain - grad_optimised| / |grad_plain| = {rel:.1e}; "
-              f"each against float64: plain {plain64:.1e}, optimised {opt64:.1e}")
+        print(
+            f"same update check, {net}: |grad_plain - grad_optimised| / |grad_plain| = {rel:.1e}; "
+            f"each against float64: plain {plain64:.1e}, optimised {opt64:.1e}"
+        )
     # channels_last BatchNorm accumulates its batch statistics in float32 (the contiguous kernel in
     # float64), about 10x the rounding per BatchNorm layer; through two autoencoders and the L1 terms
     # the optimised gradients end up further from float64 than the plain ones (G: 2.6e-4 against
@@ -152,15 +154,19 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
 
     variants = {"plain": PlainStep(cfg, channels, state)}
     if ablation:
-        for name, kw in [("one D pass", dict(channels_last=False, adam="loop")),
-                         ("+ fused Adam", dict(channels_last=False, adam="fused")),
-                         ("+ channels_last", dict(channels_last=True, adam="fused"))]:
-            variants[name] = optimised_step(ADAEConfig(**{**cfg.__dict__, **kw}), channels, state)
+        for name, kw in [
+            ("one D pass", dict(channels_last=False, adam="loop")),
+            ("+ fused Adam", dict(channels_last=False, adam="fused")),
+            ("+ channels_last", dict(channels_last=True, adam="fused")),
+        ]:
+            variants[name] = optimised_step(ADAEConfig(**{**cfg.model_dump(), **kw}), channels, state)
     variants["optimised"] = optimised_step(cfg, channels, state)
 
-    print(f"timing: width {cfg.width}, batch {bs}, {channels} channel(s), threads {torch.get_num_threads()}, "
-          f"{rounds} interleaved rounds x {steps} steps; optimised = channels_last {cfg.channels_last}, "
-          f"adam {cfg.adam}, compile {cfg.compile}")
+    print(
+        f"timing: width {cfg.width}, batch {bs}, {channels} channel(s), threads {torch.get_num_threads()}, "
+        f"{rounds} interleaved rounds x {steps} steps; optimised = channels_last {cfg.channels_last}, "
+        f"adam {cfg.adam}, compile {cfg.compile}"
+    )
     for step in variants.values():  # warm-up
         step(batch[0])
     wall = {k: [] for k in variants}
@@ -173,8 +179,10 @@ def speed(x: torch.Tensor, cfg: ADAEConfig, rounds: int, steps: int, ablation: b
             wall[name].append(steps * bs / (time.perf_counter() - t0))
             cpu[name].append(steps * bs / (time.process_time() - c0))
     for name in variants:
-        print(f"  {name:16s} {statistics.median(wall[name]):7.1f} img/s wall   "
-              f"{statistics.median(cpu[name]):7.1f} img/CPU-s   (rounds: {' '.join(f'{v:.0f}' for v in wall[name])})")
+        print(
+            f"  {name:16s} {statistics.median(wall[name]):7.1f} img/s wall   "
+            f"{statistics.median(cpu[name]):7.1f} img/CPU-s   (rounds: {' '.join(f'{v:.0f}' for v in wall[name])})"
+        )
     for name in variants:
         if name == "plain":
             continue
@@ -195,8 +203,15 @@ class TimedRun(TrainingRun):
         print(f"    epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
 
 
-def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: ADAEConfig, seed: int,
-             train_size: int | None, test_size: int | None) -> None:
+def accuracy(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[int],
+    cfg: ADAEConfig,
+    seed: int,
+    train_size: int | None,
+    test_size: int | None,
+) -> None:
     from sklearn.metrics import roc_auc_score
 
     paper = PAPER_AUROC[("mnist", "leave_one_class_out")]["adae"]
@@ -213,12 +228,17 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
             train_idx = np.sort(pick.choice(train_idx, train_size, replace=False))
         if test_size is not None and test_size < len(test_idx):
             test_idx = np.sort(pick.choice(test_idx, test_size, replace=False))
-        sets = {name: ImageSet(to_unit_range(images[idx]), labels[idx], idx)
-                for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))}
+        sets = {
+            name: ImageSet(to_unit_range(images[idx]), labels[idx], idx)
+            for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
+        }
         torch.manual_seed(seed * 1000 + cls)
         method = ADAE(cfg, 1, torch.device("cpu"))
-        print(f"class {cls}: train {len(train_idx)}, val {len(val_idx)}, test {len(test_idx)} "
-              f"({int((labels[test_idx] == cls).sum())} anomalous)", flush=True)
+        print(
+            f"class {cls}: train {len(train_idx)}, val {len(val_idx)}, test {len(test_idx)} "
+            f"({int((labels[test_idx] == cls).sum())} anomalous)",
+            flush=True,
+        )
         t0 = time.perf_counter()
         method.fit(sets["train"], sets["val"], TimedRun())
         fit_s = time.perf_counter() - t0
@@ -242,8 +262,12 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
 
 
 @click.command()
-@click.option("--data", type=click.Path(exists=True, dir_okay=False),
-              required=True, help="MNIST npz (x_train, y_train, x_test, y_test), e.g. a local copy of MNIST")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="MNIST npz (x_train, y_train, x_test, y_test), e.g. a local copy of MNIST",
+)
 @click.option("--classes", default="9", show_default=True, help="anomalous classes, comma-separated")
 @click.option("--epochs", default=5, show_default=True, type=int)
 @click.option("--train-size", default=None, type=int, help="random subset of the training normals")
@@ -254,25 +278,67 @@ def accuracy(images: np.ndarray, labels: np.ndarray, classes: list[int], cfg: AD
 @click.option("--lr", default=1e-5, show_default=True, type=float)
 @click.option("--balance", default="lr", show_default=True, type=click.Choice(["lr", "gaia", "began", "none"]))
 @click.option("--slope-units", default="image", show_default=True, type=click.Choice(["image", "unit"]))
-@click.option("--select", default="last", show_default=True, type=click.Choice(["last", "best_val"]),
-              help="weights scored: last epoch (paper) or lowest normal-validation score")
+@click.option(
+    "--select",
+    default="last",
+    show_default=True,
+    type=click.Choice(["last", "best_val"]),
+    help="weights scored: last epoch (paper) or lowest normal-validation score",
+)
 @click.option("--channels-last/--contiguous", default=True, show_default=True)
 @click.option("--adam", default="fused", show_default=True, type=click.Choice(["fused", "foreach", "loop"]))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True)
 @click.option("--threads", default=0, show_default=True, type=int, help="torch threads (0: torch's default)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--speed", "speed_mode", is_flag=True, help="only time the plain step against the optimised one")
-@click.option("--speed-check/--no-speed-check", default=True, show_default=True,
-              help="after the accuracy run, time the plain step against the optimised one in the same process")
+@click.option(
+    "--speed-check/--no-speed-check",
+    default=True,
+    show_default=True,
+    help="after the accuracy run, time the plain step against the optimised one in the same process",
+)
 @click.option("--ablation", is_flag=True, help="with --speed: also time each optimisation on its own")
 @click.option("--rounds", default=5, show_default=True, type=int, help="--speed: interleaved rounds")
 @click.option("--steps", default=3, show_default=True, type=int, help="--speed: steps per variant and round")
-def main(data, classes, epochs, train_size, test_size, width, latent_dim, batch_size, lr, balance, slope_units, select,
-         channels_last, adam, compile_, threads, seed, speed_mode, speed_check, ablation, rounds, steps):
+def main(
+    data,
+    classes,
+    epochs,
+    train_size,
+    test_size,
+    width,
+    latent_dim,
+    batch_size,
+    lr,
+    balance,
+    slope_units,
+    select,
+    channels_last,
+    adam,
+    compile_,
+    threads,
+    seed,
+    speed_mode,
+    speed_check,
+    ablation,
+    rounds,
+    steps,
+):
     """ADAE on MNIST, leave one class out: AUROC vs the paper, or (--speed) step throughput."""
-    cfg = ADAEConfig(latent_dim=latent_dim, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
-                     balance=balance, slope_units=slope_units, select=select, channels_last=channels_last, adam=adam,
-                     compile=compile_, threads=threads)
+    cfg = ADAEConfig(
+        latent_dim=latent_dim,
+        width=width,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        balance=balance,
+        slope_units=slope_units,
+        select=select,
+        channels_last=channels_last,
+        adam=adam,
+        compile=compile_,
+        threads=threads,
+    )
     with torch_threads(threads):
         if speed_mode:
             images, _ = load_mnist(data, limit=batch_size * 8)
@@ -282,7 +348,7 @@ def main(data, classes, epochs, train_size, test_size, width, latent_dim, batch_
         accuracy(images, labels, [int(c) for c in classes.split(",")], cfg, seed, train_size, test_size)
         if speed_check:
             print("\ntraining step speed in this run (the first batches of the pooled images):")
-            speed(to_unit_range(images[:batch_size * 8]), cfg, rounds, steps, ablation, seed)
+            speed(to_unit_range(images[: batch_size * 8]), cfg, rounds, steps, ablation, seed)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ one thread: OpenMP's default spinning made both searches several times slower th
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,33 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 import torch
 
-from ganad import nets
 from ganad.methods.adgan import kernels
+from ganad.methods.adgan.reference import reference_search
 from ganad.methods.adgan.search import BatchedSearch, SearchSettings, auto_pairs_per_batch, initial_latents
+from ganad.methods.common import nets
+
 from machine import gemm_gflops, maxrss_mib  # benchmarks/machine.py
 
 LATENT, WIDTH, N_SEED, K = 256, 64, 64, 5
 
 
-def plain_loop(gen, x, z0, k=K, lr_z=0.25, lr_theta=5e-5, betas=(0.5, 0.999)):
-    """One image, one seed at a time: a deep copy of the generator, torch.optim.Adam on z and on theta."""
-    losses = torch.empty(z0.shape[:2])
-    for i in range(len(x)):
-        for j in range(z0.shape[1]):
-            g = copy.deepcopy(gen).eval()
-            z = z0[i, j].clone().view(1, -1, 1, 1).requires_grad_(True)
-            opt_z = torch.optim.Adam([z], lr=lr_z, betas=betas)
-            opt_theta = torch.optim.Adam(g.parameters(), lr=lr_theta, betas=betas)
-            for _ in range(k):
-                loss = (g(z) - x[i:i + 1]).pow(2).sum()
-                opt_z.zero_grad()
-                opt_theta.zero_grad()
-                loss.backward()
-                opt_z.step()
-                opt_theta.step()
-            with torch.no_grad():
-                losses[i, j] = (g(z) - x[i:i + 1]).pow(2).sum()
-    return losses
+def plain_loop(gen, x, z0, k=K):
+    """ADGAN's reference search (`ganad.methods.adgan.reference`): one image and one seed at a time."""
+    return reference_search(gen, x, z0, k)[0]
 
 
 def adam_ns_per_element(state_mib: int, threads: int) -> float:
@@ -118,7 +103,7 @@ def per_pair_gemm_gflops(rows: int, cin: int, cols: int, pairs: int = 8, pool: i
     for _ in range(3):
         start = time.perf_counter()
         for i in range(0, pool, pairs):
-            torch.bmm(x, w[i:i + pairs], out=out)
+            torch.bmm(x, w[i : i + pairs], out=out)
         best = min(best, (time.perf_counter() - start) / (pool // pairs))
     return 2 * pairs * rows * cin * cols / best / 1e9
 
@@ -136,16 +121,21 @@ def search_flops(channels: int) -> float:
 @click.option("--channels", "channel_counts", multiple=True, type=int, default=(1, 3), show_default=True)
 @click.option("--threads", default=1, show_default=True, help="torch threads (both searches)")
 @click.option("--pairs-per-batch", default=None, type=int, help="default: auto_pairs_per_batch")
-@click.option("--workers", default=None, type=int,
-              help="batches searched at once, one thread each (default: --threads, as ADGAN's auto does)")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="batches searched at once, one thread each (default: --threads, as ADGAN's auto does)",
+)
 @click.option("--repeats", default=3, show_default=True, help="timed runs of the batched search (median shown)")
 @click.option("--fused/--no-fused", default=True, show_default=True, help="the CPU kernels, or torch operations only")
 @click.option("--seed", default=0, show_default=True)
 def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers, repeats, fused, seed):
     torch.set_num_threads(threads)
     plain_images = images if plain_images is None else plain_images
-    print(f"torch {torch.__version__}, {threads} thread(s); n_seed {N_SEED}, k {K}, latent {LATENT}, "
-          f"width {WIDTH}, 32x32")
+    print(
+        f"torch {torch.__version__}, {threads} thread(s); n_seed {N_SEED}, k {K}, latent {LATENT}, width {WIDTH}, 32x32"
+    )
     for channels in channel_counts:
         torch.manual_seed(seed)
         gen = nets.decoder(channels, LATENT, WIDTH)
@@ -155,8 +145,9 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
         z0 = initial_latents(images, N_SEED, LATENT, torch.Generator().manual_seed(seed + 1))
         pairs = pairs_per_batch or auto_pairs_per_batch(gen, torch.device("cpu"))
         workers = workers or threads
-        search = BatchedSearch(gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs, workers=workers),
-                               fused=fused)
+        search = BatchedSearch(
+            gen, SearchSettings(n_seed=N_SEED, k=K, pairs_per_batch=pairs, workers=workers), fused=fused
+        )
         rss0 = maxrss_mib()
         search.run(x[:1], z0=z0[:1])  # warm-up: allocate buffers, compile the kernels
         times = []
@@ -167,10 +158,14 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
         t_batched = statistics.median(times)
         rss_batched = maxrss_mib()
         n_params = sum(p.numel() for p in gen.parameters())
-        print(f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch, "
-              f"{workers} worker(s), {'numba kernels' if fused else 'torch operations only'}")
-        print(f"  batched search  {t_batched:7.3f} s/image  ({images} images; median of {repeats} runs, "
-              f"{min(times):.3f} to {max(times):.3f})")
+        print(
+            f"\nchannels {channels}: {n_params / 1e6:.2f} M generator parameters, {pairs} pairs per batch, "
+            f"{workers} worker(s), {'numba kernels' if fused else 'torch operations only'}"
+        )
+        print(
+            f"  batched search  {t_batched:7.3f} s/image  ({images} images; median of {repeats} runs, "
+            f"{min(times):.3f} to {max(times):.3f})"
+        )
         if plain_images > 0:
             start = time.perf_counter()
             plain = plain_loop(gen, x[:plain_images], z0[:plain_images])
@@ -179,15 +174,18 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
             rel_score = ((batched.scores()[:plain_images] - plain.mean(1)).abs() / plain.mean(1).abs()).max().item()
             print(f"  plain loop      {t_plain:7.3f} s/image  ({plain_images} images)")
             print(f"  speed-up        {t_plain / t_batched:7.2f} x")
-        print(f"  peak RSS        {rss_batched:7.0f} MiB after the batched search (+{rss_batched - rss0:.0f} MiB in it; "
-              f"per-pair state {search.per_pair_bytes() / 2**20:.1f} MiB, against "
-              f"{4 * n_params * 4 / 2**20:.1f} MiB for weights, gradient and 2 moments stored whole)"
-              + (f", {maxrss_mib():.0f} MiB after the plain loop" if plain_images > 0 else ""))
+        print(
+            f"  peak RSS        {rss_batched:7.0f} MiB after the batched search (+{rss_batched - rss0:.0f} MiB in it; "
+            f"per-pair state {search.per_pair_bytes() / 2**20:.1f} MiB, against "
+            f"{4 * n_params * 4 / 2**20:.1f} MiB for weights, gradient and 2 moments stored whole)"
+            + (f", {maxrss_mib():.0f} MiB after the plain loop" if plain_images > 0 else "")
+        )
         if plain_images > 0:
             print(f"  max relative difference: per-pair losses {rel_pair:.2e}, scores {rel_score:.2e}")
         elements = N_SEED * K * n_params
-        print(f"  work per image: {search_flops(channels) / 1e9:.1f} GFLOP, {elements / 1e6:.0f} M Adam element "
-              f"updates")
+        print(
+            f"  work per image: {search_flops(channels) / 1e9:.1f} GFLOP, {elements / 1e6:.0f} M Adam element updates"
+        )
 
     workers = workers or threads
     print(f"\nfloors on this machine, per image at these settings ({workers} worker(s); 3 channels has ~the same):")
@@ -198,20 +196,28 @@ def main(images, plain_images, channel_counts, threads, pairs_per_batch, workers
     cached, rate = adam_ns_per_element(4, workers), gemm_gflops()
     memory_floor, adam_floor = traffic / bandwidth / 1e9, elements * cached / 1e9
     gemm_floor = search_flops(1) / rate / 1e9
-    print(f"  state traffic {traffic / 1e9:.1f} GB at {bandwidth:.0f} GB/s (copy, {workers} thread(s)):  "
-          f"{memory_floor:.3f} s")
+    print(
+        f"  state traffic {traffic / 1e9:.1f} GB at {bandwidth:.0f} GB/s (copy, {workers} thread(s)):  "
+        f"{memory_floor:.3f} s"
+    )
     print(f"  Adam arithmetic in cache, {cached:.2f} ns/element:             {adam_floor:.3f} s")
     print(f"  matrix products at {rate:.0f} GFLOP/s (1024^2 GEMM):          {gemm_floor:.3f} s")
-    print(f"  (memory traffic overlaps the arithmetic; Adam and the products run one after the other: "
-          f"floor about {max(memory_floor, adam_floor + gemm_floor):.3f} s)")
+    print(
+        f"  (memory traffic overlaps the arithmetic; Adam and the products run one after the other: "
+        f"floor about {max(memory_floor, adam_floor + gemm_floor):.3f} s)"
+    )
     # each worker thread runs its products on one thread
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)
     rate1 = gemm_gflops()
-    print(f"per-pair products at the search's shapes, one thread (8 pairs, weights from memory; "
-          f"1024^2 GEMM on one thread: {rate1:.0f} GFLOP/s):")
-    for rows, cin, cols, what in ((16, 4 * WIDTH, 2 * WIDTH * 16, "4x4 -> 8x8 layer"),
-                                  (64, 2 * WIDTH, WIDTH * 16, "8x8 -> 16x16 layer")):
+    print(
+        f"per-pair products at the search's shapes, one thread (8 pairs, weights from memory; "
+        f"1024^2 GEMM on one thread: {rate1:.0f} GFLOP/s):"
+    )
+    for rows, cin, cols, what in (
+        (16, 4 * WIDTH, 2 * WIDTH * 16, "4x4 -> 8x8 layer"),
+        (64, 2 * WIDTH, WIDTH * 16, "8x8 -> 16x16 layer"),
+    ):
         gflops = per_pair_gemm_gflops(rows, cin, cols)
         print(f"  {what}: ({rows} x {cin}) @ ({cin} x {cols}) at {gflops:.0f} GFLOP/s ({gflops / rate1:.0%})")
     torch.set_num_threads(threads_before)

@@ -20,8 +20,9 @@ import click
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganad import nets
 from ganad.methods.anogan.search import SearchSettings, anogan_loss, initial_latents, search, search_loop, search_nets
+from ganad.methods.common import nets
+
 from machine import gemm_gflops, maxrss_mib, sync  # benchmarks/machine.py
 
 LATENT, WIDTH, STEPS = 100, 64, 500
@@ -48,8 +49,12 @@ def timed(fn, device):
 @click.command()
 @click.option("--images", default=256, show_default=True, help="random images for the batched search")
 @click.option("--loop-images", default=2, show_default=True, help="images for the one-at-a-time loop")
-@click.option("--loop-steps", default=100, show_default=True,
-              help="steps the loop runs (its time per image is scaled to --steps: every step costs the same)")
+@click.option(
+    "--loop-steps",
+    default=100,
+    show_default=True,
+    help="steps the loop runs (its time per image is scaled to --steps: every step costs the same)",
+)
 @click.option("--steps", default=STEPS, show_default=True)
 @click.option("--channels", "channel_counts", multiple=True, type=int, default=(1, 3), show_default=True)
 @click.option("--threads", default=2, show_default=True)
@@ -61,8 +66,10 @@ def main(images, loop_images, loop_steps, steps, channel_counts, threads, device
     settings = SearchSettings(steps=steps)
     short = SearchSettings(steps=loop_steps)
     rate = gemm_gflops(2048 if device.type == "cuda" else 1024, device)
-    print(f"torch {torch.__version__}, {device}, {threads} thread(s); latent {LATENT}, width {WIDTH}, {steps} steps, "
-          f"32x32; float32 GEMM {rate:.0f} GFLOP/s")
+    print(
+        f"torch {torch.__version__}, {device}, {threads} thread(s); latent {LATENT}, width {WIDTH}, {steps} steps, "
+        f"32x32; float32 GEMM {rate:.0f} GFLOP/s"
+    )
     for channels in channel_counts:
         torch.manual_seed(seed)
         G, D = nets.decoder(channels, LATENT, WIDTH).to(device), nets.encoder(channels, 1, WIDTH).to(device)
@@ -80,8 +87,11 @@ def main(images, loop_images, loop_steps, steps, channel_counts, threads, device
         rss0 = maxrss_mib()
         (batched, _), t = timed(lambda: search(g, f, xl, z0, settings), device)
         t_batched = t / images
-        memory = (f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB GPU peak" if device.type == "cuda"
-                  else f"peak RSS {maxrss_mib():.0f} MiB (+{maxrss_mib() - rss0:.0f} MiB in the search)")
+        memory = (
+            f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB GPU peak"
+            if device.type == "cuda"
+            else f"peak RSS {maxrss_mib():.0f} MiB (+{maxrss_mib() - rss0:.0f} MiB in the search)"
+        )
         # one image at a time: with the same frozen networks, and with the networks as trained (BatchNorm
         # layers, weight gradients computed and unused), the way a plain loop would run them
         n, zl = loop_images, z0[:loop_images]
@@ -92,16 +102,24 @@ def main(images, loop_images, loop_steps, steps, channel_counts, threads, device
         same, _ = search(g, f, xl[:n], zl, short)
         rel = ((loop - same).abs() / loop.abs()).max().item()
         floor = flops / rate / 1e9
-        print(f"\nchannels {channels}: {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M generator and "
-              f"{sum(p.numel() for p in f.parameters()) / 1e6:.2f} M feature parameters")
+        print(
+            f"\nchannels {channels}: {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M generator and "
+            f"{sum(p.numel() for p in f.parameters()) / 1e6:.2f} M feature parameters"
+        )
         print(f"  batched search   {t_batched:8.4f} s/image  ({images} images at once)")
-        print(f"  one at a time    {t_loop:8.4f} s/image  ({loop_images} images, {loop_steps} steps, scaled to {steps}; "
-              f"the same frozen networks)")
+        print(
+            f"  one at a time    {t_loop:8.4f} s/image  ({loop_images} images, {loop_steps} steps, scaled to {steps}; "
+            f"the same frozen networks)"
+        )
         print(f"  plain loop       {t_naive:8.4f} s/image  (networks as trained: BatchNorm, weight gradients)")
-        print(f"  speed-up         {t_loop / t_batched:8.1f} x the one-at-a-time loop, {t_naive / t_batched:.1f} x "
-              f"the plain loop")
-        print(f"  work per image   {flops / 1e9:8.1f} GFLOP  -> floor {floor:.4f} s/image at {rate:.0f} GFLOP/s; "
-              f"the batched search is {t_batched / floor:.2f} x the floor ({flops / t_batched / 1e9:.0f} GFLOP/s)")
+        print(
+            f"  speed-up         {t_loop / t_batched:8.1f} x the one-at-a-time loop, {t_naive / t_batched:.1f} x "
+            f"the plain loop"
+        )
+        print(
+            f"  work per image   {flops / 1e9:8.1f} GFLOP  -> floor {floor:.4f} s/image at {rate:.0f} GFLOP/s; "
+            f"the batched search is {t_batched / floor:.2f} x the floor ({flops / t_batched / 1e9:.0f} GFLOP/s)"
+        )
         print(f"  memory           {memory}")
         print(f"  loop vs batched  max relative score difference {rel:.1e} (float32, {loop_steps} steps)")
         del batched

@@ -1,4 +1,4 @@
-"""Peak memory and time of preparing BraTS volumes (`ganad.brain.slices.prepare`): memory stays flat in N.
+"""Peak memory and time of preparing BraTS volumes (`ganad.studies.brain.slices.prepare`): memory stays flat in N.
 
 Writes N cases of the real BraTS shape (240x240x155 int16 t2 and a segmentation,
 uncompressed .nii, stored LPS as BraTS stores them) beside two small healthy HCP
@@ -39,7 +39,7 @@ BRATS_SHAPE = (240, 240, 155)
 HCP_SHAPE = (260, 311, 260)
 BRATS_AFFINE = np.array([[-1, 0, 0, 0], [0, -1, 0, 239], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
 BRATS_2017 = 285  # volumes of the ADAE test set (210 HGG + 75 LGG)
-MIB = 2 ** 20
+MIB = 2**20
 
 
 def head(shape, dtype, seed: int) -> np.ndarray:
@@ -70,14 +70,16 @@ def write_dataset(root: Path, n_brats: int, real_hcp: bool) -> None:
     for i, subject in enumerate(("100307", "100408")):
         folder = root / "hcp" / subject / "T1w"
         folder.mkdir(parents=True)
-        nib.save(nib.Nifti1Image(head(shape, np.float32, 1 + i), np.diag([-0.7, 0.7, 0.7, 1])),
-                 folder / "T2w_acpc_dc_restore_brain.nii.gz")
+        nib.save(
+            nib.Nifti1Image(head(shape, np.float32, 1 + i), np.diag([-0.7, 0.7, 0.7, 1])),
+            folder / "T2w_acpc_dc_restore_brain.nii.gz",
+        )
 
 
 def child(root: Path) -> None:
     """Run prepare on root; print its seconds, the peak memory after the imports and at the end (MiB)."""
-    from ganad.brain import brain_params
-    from ganad.brain.slices import prepare
+    from ganad.studies.brain import brain_params
+    from ganad.studies.brain.slices import prepare
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     brain = brain_params({"hcp_root": str(root / "hcp"), "brats_root": str(root / "brats")})
@@ -87,19 +89,33 @@ def child(root: Path) -> None:
         counts = prepare(brain, 0, root / "out", root / "split.npz", root / "report")
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "baseline_mib": baseline, "peak_mib": peak,
-                      "brats_slices": counts["slices"]["brats"], "hcp_slices": counts["slices"]["hcp"]}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "baseline_mib": baseline,
+                "peak_mib": peak,
+                "brats_slices": counts["slices"]["brats"],
+                "hcp_slices": counts["slices"]["hcp"],
+            }
+        )
+    )
 
 
 def run_child(root: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(root)], check=True, capture_output=True,
-                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def gz_overhead(root: Path) -> tuple[float, float]:
     """Seconds to read one BraTS-shaped volume from .nii and from .nii.gz (nibabel's default compression)."""
-    from ganad.brain.volumes import load_volume
+    from ganad.studies.brain.volumes import load_volume
 
     plain = next((root / "brats").rglob("*_t2.nii"))
     packed = root / "packed_t2.nii.gz"
@@ -113,8 +129,15 @@ def gz_overhead(root: Path) -> tuple[float, float]:
 
 
 @click.command()
-@click.option("--n", "sizes", type=int, multiple=True, default=(4, 16, 32), show_default=True,
-              help="BraTS volumes per run (at least two, ascending)")
+@click.option(
+    "--n",
+    "sizes",
+    type=int,
+    multiple=True,
+    default=(4, 16, 32),
+    show_default=True,
+    help="BraTS volumes per run (at least two, ascending)",
+)
 @click.option("--hcp/--no-hcp", default=True, help="also a run with two subjects of the real HCP shape")
 @click.option("--child", "child_root", type=click.Path(path_type=Path), hidden=True)
 def main(sizes, hcp: bool, child_root: Path | None) -> None:
@@ -123,10 +146,14 @@ def main(sizes, hcp: bool, child_root: Path | None) -> None:
         return child(child_root)
     machine_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MIB
     volume_mib = np.prod(BRATS_SHAPE) * 4 / MIB
-    print(f"machine: {machine_mib:.0f} MiB memory, {os.cpu_count()} CPUs; one BraTS volume in float32: "
-          f"{volume_mib:.1f} MiB; one HCP volume in float32: {np.prod(HCP_SHAPE) * 4 / MIB:.1f} MiB")
-    print(f"{'run':<30} {'s':>7} {'s/vol':>6} {'peak MiB':>9} {'imports':>8} {'excess':>7} "
-          f"{'x vol':>6} {'% mem':>6} {'slices':>7}")
+    print(
+        f"machine: {machine_mib:.0f} MiB memory, {os.cpu_count()} CPUs; one BraTS volume in float32: "
+        f"{volume_mib:.1f} MiB; one HCP volume in float32: {np.prod(HCP_SHAPE) * 4 / MIB:.1f} MiB"
+    )
+    print(
+        f"{'run':<30} {'s':>7} {'s/vol':>6} {'peak MiB':>9} {'imports':>8} {'excess':>7} "
+        f"{'x vol':>6} {'% mem':>6} {'slices':>7}"
+    )
     runs = [(n, False) for n in sizes] + ([(sizes[0], True)] if hcp else [])
     results = {}
     for n, real_hcp in runs:
@@ -139,24 +166,33 @@ def main(sizes, hcp: bool, child_root: Path | None) -> None:
         results[n, real_hcp] = got
         excess = got["peak_mib"] - got["baseline_mib"]
         name = f"{n} BraTS + 2 {'real-shape' if real_hcp else 'small'} HCP"
-        print(f"{name:<30} {got['seconds']:>7.1f} {got['seconds'] / n:>6.2f} {got['peak_mib']:>9.0f} "
-              f"{got['baseline_mib']:>8.0f} {excess:>7.0f} {excess / volume_mib:>6.1f} "
-              f"{100 * got['peak_mib'] / machine_mib:>6.1f} {got['brats_slices'] + got['hcp_slices']:>7}")
+        print(
+            f"{name:<30} {got['seconds']:>7.1f} {got['seconds'] / n:>6.2f} {got['peak_mib']:>9.0f} "
+            f"{got['baseline_mib']:>8.0f} {excess:>7.0f} {excess / volume_mib:>6.1f} "
+            f"{100 * got['peak_mib'] / machine_mib:>6.1f} {got['brats_slices'] + got['hcp_slices']:>7}"
+        )
 
     if len(sizes) >= 2:
         first, last, before_last = (results[n, False] for n in (sizes[0], sizes[-1], sizes[-2]))
         per_volume = (last["seconds"] - first["seconds"]) / (sizes[-1] - sizes[0])
         growth = (last["peak_mib"] - before_last["peak_mib"]) / (sizes[-1] - sizes[-2])
         slices_mib = last["brats_slices"] / sizes[-1] * 32 * 32 * 2 / MIB  # each volume's kept slices in float16
-        print(f"per BraTS volume: {per_volume:.2f} s (.nii); reading it from .nii.gz instead: "
-              f"{packed_s - plain_s:+.2f} s ({plain_s:.2f} s -> {packed_s:.2f} s)")
-        print(f"{BRATS_2017} volumes: about {BRATS_2017 * per_volume / 60:.1f} min from .nii, "
-              f"{BRATS_2017 * (per_volume + packed_s - plain_s) / 60:.1f} min from .nii.gz")
-        print(f"peak growth per volume from N = {sizes[-2]} to {sizes[-1]}: {growth:.2f} MiB measured, "
-              f"{slices_mib:.2f} MiB expected (its kept slices in float16); at {BRATS_2017} volumes the peak "
-              f"would be about {last['peak_mib'] + max(growth, slices_mib) * (BRATS_2017 - sizes[-1]):.0f} MiB "
-              f"({100 * (last['peak_mib'] + max(growth, slices_mib) * (BRATS_2017 - sizes[-1])) / machine_mib:.1f} "
-              "% of this machine's memory)")
+        print(
+            f"per BraTS volume: {per_volume:.2f} s (.nii); reading it from .nii.gz instead: "
+            f"{packed_s - plain_s:+.2f} s ({plain_s:.2f} s -> {packed_s:.2f} s)"
+        )
+        print(
+            f"{BRATS_2017} volumes: about {BRATS_2017 * per_volume / 60:.1f} min from .nii, "
+            f"{BRATS_2017 * (per_volume + packed_s - plain_s) / 60:.1f} min from .nii.gz"
+        )
+        print(
+            f"peak growth per volume from N = {sizes[-2]} to {sizes[-1]}: {growth:.2f} MiB measured, "
+            f"{slices_mib:.2f} MiB expected (its kept slices in float16); at {BRATS_2017} volumes the peak "
+            f"would be about {last['peak_mib'] + max(growth, slices_mib) * (BRATS_2017 - sizes[-1]):.0f} MiB "
+            f"({100 * (last['peak_mib'] + max(growth, slices_mib) * (BRATS_2017 - sizes[-1])) / machine_mib:.1f} "
+            "% of this machine's memory)"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,8 @@ default's).
 
     .venv/bin/python benchmarks/bench_executors.py                                  # the whole default run
     .venv/bin/python benchmarks/bench_executors.py --glob 'train@mnist-one_class_normal-*'
-    .venv/bin/python benchmarks/bench_executors.py --glob 'train@mnist-one_class_normal-a*' --kinds serial:1,serial,local
+    .venv/bin/python benchmarks/bench_executors.py --glob 'train@mnist-one_class_normal-a*' \
+        --kinds serial:1,serial,local
 
 Run it on an idle machine: a second heavy job halves both runs' speed.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 import click
 import yaml
 
-from ganad import executors
+from ganad.runtime import executors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,12 @@ def repro(pattern: str) -> float:
 
 @click.command()
 @click.option("--glob", "pattern", default="*", show_default=True, help="stages to force, as `dvc repro --glob`")
-@click.option("--kinds", default="serial,local", show_default=True,
-              help="executors in the order they run, each KIND or KIND:THREADS (executor.threads; default auto)")
+@click.option(
+    "--kinds",
+    default="serial,local",
+    show_default=True,
+    help="executors in the order they run, each KIND or KIND:THREADS (executor.threads; default auto)",
+)
 def main(pattern: str, kinds: str) -> None:
     """Time the forced stages under each executor (and thread count); print times and speed-ups."""
     params_path = ROOT / "params.yaml"
@@ -73,7 +78,9 @@ def main(pattern: str, kinds: str) -> None:
     print(f"stages '{pattern}', {cores} cores (a pool's limit: {cores}.0x)")
     for kind, seconds in times.items():
         if base and not kind.startswith("serial"):
-            print(f"{kind} against serial: {base / seconds:.2f}x ({base / seconds / cores:.0%} of the {cores}.0x limit)")
+            print(
+                f"{kind} against serial: {base / seconds:.2f}x ({base / seconds / cores:.0%} of the {cores}.0x limit)"
+            )
     one_core = times.get("serial:1")
     for kind, seconds in times.items():
         if one_core and kind != "serial:1":  # what each way gets out of the cores, against one thread on one

@@ -19,7 +19,7 @@ def gemm_gflops(n: int = 1024, device: torch.device | str = "cpu") -> float:
             a @ b
         sync(device)
         best = min(best, (time.perf_counter() - start) / 5)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def sync(device) -> None:

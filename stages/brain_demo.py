@@ -5,12 +5,11 @@ import time
 
 import click
 
-from ganad import layout
-from ganad.brain import brain_params
-from ganad.brain.demo import STATEMENT, build
-from ganad.cli import run
-from ganad.config import load_params
-from ganad.executors import cores
+from ganad.config.params import load_params
+from ganad.demos.brain import STATEMENT, build
+from ganad.runtime import layout
+from ganad.runtime.executors import cores
+from ganad.runtime.stage import run
 
 OUT = layout.brain_demo()  # brain.hcp_root and brain.brats_root point inside it by default
 MAX_WORKERS = 4  # volumes written at once, one process each (about 0.5 GB each); the files do not depend on it
@@ -25,7 +24,7 @@ def main() -> None:
     (demo_healthy, demo_hgg, demo_lgg, demo_seed). It keeps the brain pipeline running offline on every
     `dvc repro`; it is a demo of the pipeline, not a tumour benchmark.
     """
-    brain = brain_params(load_params().brain)
+    brain = load_params().brain
     tmp = OUT.with_name(OUT.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     started = time.perf_counter()
@@ -33,11 +32,14 @@ def main() -> None:
     # all or nothing: the previous demo stays until the new one is complete
     shutil.rmtree(OUT, ignore_errors=True)
     tmp.rename(OUT)
-    sources = ", ".join(f"{s['name']} ({s['package']} {s.get('version', '')})".replace(" )", ")")
-                        for s in manifest["sources"])
-    click.echo(f"wrote {OUT} in {time.perf_counter() - started:.0f} s from {sources}, seed {brain.demo_seed}: "
-               f"healthy {brain.demo_healthy} (HCP layout), HGG {brain.demo_hgg} and LGG {brain.demo_lgg} "
-               "(BraTS 2017 layout)")
+    sources = ", ".join(
+        f"{s['name']} ({s['package']} {s.get('version', '')})".replace(" )", ")") for s in manifest["sources"]
+    )
+    click.echo(
+        f"wrote {OUT} in {time.perf_counter() - started:.0f} s from {sources}, seed {brain.demo_seed}: "
+        f"healthy {brain.demo_healthy} (HCP layout), HGG {brain.demo_hgg} and LGG {brain.demo_lgg} "
+        "(BraTS 2017 layout)"
+    )
     click.echo(f"NOTE: {STATEMENT}")
 
 

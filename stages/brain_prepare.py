@@ -2,11 +2,11 @@
 
 import click
 
-from ganad import layout
-from ganad.brain import DATASET, PROTOCOL, brain_params
-from ganad.brain.slices import prepare
-from ganad.config import load_params
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.runtime import layout
+from ganad.runtime.stage import run
+from ganad.studies.brain import DATASET, PROTOCOL
+from ganad.studies.brain.slices import prepare
 
 
 @click.command()
@@ -21,17 +21,21 @@ def main() -> None:
     offline demo's folders); they are read one at a time, and every file is checked before the first.
     """
     params = load_params()
-    brain = brain_params(params.brain)
-    counts = prepare(brain, params.seed, layout.prepared(DATASET), layout.splits(DATASET, PROTOCOL),
-                     layout.brain_reports())
+    brain = params.brain
+    counts = prepare(
+        brain, params.seed, layout.prepared(DATASET), layout.splits(DATASET, PROTOCOL), layout.brain_reports()
+    )
     grades = ", ".join(f"{grade} {n}" for grade, n in counts["brats_cases"].items() if n)
-    click.echo(f"{DATASET}: {counts['hcp_subjects']} HCP subjects ({brain.modality}), "
-               f"{sum(counts['brats_cases'].values())} BraTS cases ({grades})")
-    click.echo(f"{DATASET}: {counts['slices']['hcp']} healthy slices, {counts['slices']['brats']} BraTS slices "
-               f"of which {counts['tumour_slices']} tumour (label rule '{brain.label_rule}')")
+    click.echo(
+        f"{DATASET}: {counts['hcp_subjects']} HCP subjects ({brain.modality}), "
+        f"{sum(counts['brats_cases'].values())} BraTS cases ({grades})"
+    )
+    click.echo(
+        f"{DATASET}: {counts['slices']['hcp']} healthy slices, {counts['slices']['brats']} BraTS slices "
+        f"of which {counts['tumour_slices']} tumour (label rule '{brain.label_rule}')"
+    )
     for source, dropped in counts["dropped"].items():
-        click.echo(f"{DATASET}: {source} slices dropped: "
-                   + ", ".join(f"{n} by {name}" for name, n in dropped.items()))
+        click.echo(f"{DATASET}: {source} slices dropped: " + ", ".join(f"{n} by {name}" for name, n in dropped.items()))
     sizes = ", ".join(f"{part} {n}" for part, n in counts["split"].items())
     click.echo(f"{DATASET} {PROTOCOL}: {sizes} (train/val split by subject)")
 

@@ -5,17 +5,22 @@ import json
 import click
 import pandas as pd
 
-from ganad import layout
-from ganad.brain import DATASET, PROTOCOL
-from ganad.brain.report import REFERENCE, method_metrics, slice_scores, slice_size_scores, write_results
-from ganad.config import load_params
-from ganad.scoretable import read_scores
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.runtime import layout
+from ganad.runtime.score_files import read_scores
+from ganad.runtime.stage import run
+from ganad.studies.brain import DATASET, PROTOCOL
+from ganad.studies.brain.report import REFERENCE, method_metrics, slice_scores, slice_size_scores, write_results
 
 
 @click.command()
-@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=100),
-              help="Bootstrap resamples of patients for each AUROC's 95 % interval.")
+@click.option(
+    "--bootstrap",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Bootstrap resamples of patients for each AUROC's 95 % interval.",
+)
 def main(bootstrap: int) -> None:
     """Write reports/brain/{metrics.json, results.md, fig3_auroc.png} from every method's brain scores.
 

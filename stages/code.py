@@ -1,26 +1,21 @@
-"""code: digests of the library code many stages share, which those stages depend on."""
+"""code: the digests of the library code each stage kind and each method runs, which the stages depend on."""
 
 import click
 
-from ganad import layout
-from ganad.cli import run
-from ganad.methods import CODE_GROUPS, code_digest
+from ganad.engine.code import write_digests
+from ganad.runtime.stage import run
 
 
 @click.command()
 def main() -> None:
-    """Write data/code/<group>.txt for each group of ganad.methods.CODE_GROUPS: `sha256  path` per file.
+    """Write data/code/stage/<kind>.txt for each script stages/<kind>.py and data/code/method/<name>.txt for each
+    method of the registry: `sha256  path` per library file that the script's or the method's imports reach.
 
-    A stage depends on a group's digest instead of listing its files. DVC parses and rewrites the
-    whole dvc.lock after every stage, and the files listed in each of some hundred stages made up
-    two thirds of it; a digest is one entry. A group's digest changes exactly when one of its files
-    does, so editing a file reruns the same stages as listing it would.
+    A stage depends on its script and its digest instead of a hand-kept list of files; a digest changes exactly
+    when one of its files does, so editing a file reruns the stages whose imports reach it, and no others.
     """
-    for group, files in CODE_GROUPS.items():
-        path = layout.code_digest(group)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(code_digest(files))
-        click.echo(f"{path}: {len(files)} files")
+    for path, count in write_digests().items():
+        click.echo(f"{path}: {count} files")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 """configure: check every method's params and write each one's resolved Config, per dataset."""
 
-import dataclasses
 import json
 
 import click
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.runtime import layout
+from ganad.runtime.stage import run
 
 
 @click.command()
@@ -23,12 +22,13 @@ def main(dataset: str) -> None:
     """
     params = load_params()
     meta = layout.prepared_meta(dataset)  # channels, and the latent size `auto` means there (brain: 128)
-    configs = {name: params.method_config(name, meta["channels"], meta.get("latent_dim"))
-               for name in params.all_methods()}  # all checked first
+    configs = {
+        name: params.method_config(name, meta["channels"], meta.get("latent_dim")) for name in params.all_methods()
+    }  # all checked first
     for name, config in configs.items():
         path = layout.method_config(dataset, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True) + "\n"
+        text = json.dumps(config.model_dump(), indent=1, sort_keys=True) + "\n"
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
         click.echo(f"{dataset} {name}: {path}")

@@ -5,12 +5,12 @@ import json
 import click
 import pandas as pd
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.executors import cores
-from ganad.metrics import DETAIL_COLUMNS, class_metrics_of, headline
-from ganad.scoretable import read_scores, write_table
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.evaluation.metrics import DETAIL_COLUMNS, class_metrics_of, headline
+from ganad.runtime import layout
+from ganad.runtime.executors import cores
+from ganad.runtime.score_files import read_scores, write_table
+from ganad.runtime.stage import run
 
 
 @click.command()
@@ -36,12 +36,16 @@ def main(dataset: str, protocol: str) -> None:
     details = class_metrics_of(tables, 1 if params.executor.kind == "serial" else cores())
     for method, detail in details.items():
         headlines[method] = headline(detail)[method]
-        click.echo(f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
-                   f"± {headlines[method]['auroc_std']:.3f} over {detail['seed'].nunique()} seeds")
+        click.echo(
+            f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
+            f"± {headlines[method]['auroc_std']:.3f} over {detail['seed'].nunique()} seeds"
+        )
     headlines = {key: headlines[key] for key in ["seeds", *params.methods_for(dataset)]}  # the run's method order
     details = list(details.values())
-    write_table(layout.class_metrics(dataset, protocol),
-                pd.concat(details, ignore_index=True).round(4) if details else pd.DataFrame(columns=DETAIL_COLUMNS))
+    write_table(
+        layout.class_metrics(dataset, protocol),
+        pd.concat(details, ignore_index=True).round(4) if details else pd.DataFrame(columns=DETAIL_COLUMNS),
+    )
     out = layout.metrics(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(headlines, indent=2) + "\n")

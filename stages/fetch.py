@@ -2,10 +2,10 @@
 
 import click
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.loaders import fetch
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.data.sources import fetch
+from ganad.runtime import layout
+from ganad.runtime.stage import run
 
 
 @click.command()
@@ -24,8 +24,10 @@ def main(dataset: str) -> None:
     raw = fetch(dataset, cfg, cache_dir=params.cache_dir)
     raw.save(layout.raw(dataset))
     shape = "x".join(str(d) for d in raw.x_train.shape[1:])
-    click.echo(f"{dataset} from {cfg.source}: {len(raw.y_train)} train, {len(raw.y_test)} test images of {shape}, "
-               f"{len(raw.classes)} classes ({', '.join(raw.classes[:10])}{', ...' if len(raw.classes) > 10 else ''})")
+    click.echo(
+        f"{dataset} from {cfg.source}: {len(raw.y_train)} train, {len(raw.y_test)} test images of {shape}, "
+        f"{len(raw.classes)} classes ({', '.join(raw.classes[:10])}{', ...' if len(raw.classes) > 10 else ''})"
+    )
 
 
 if __name__ == "__main__":

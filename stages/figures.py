@@ -2,10 +2,10 @@
 
 import click
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.figures import write_figures
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.evaluation.figures import write_figures
+from ganad.runtime import layout
+from ganad.runtime.stage import run
 
 
 @click.command()

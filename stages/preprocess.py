@@ -2,10 +2,10 @@
 
 import click
 
-from ganad import layout
-from ganad.images import prepare
-from ganad.sources import load_npz
-from ganad.cli import run
+from ganad.data.images import prepare
+from ganad.data.sources import load_npz
+from ganad.runtime import layout
+from ganad.runtime.stage import run
 
 
 @click.command()

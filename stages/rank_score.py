@@ -2,11 +2,11 @@
 
 import click
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.ranking import collection_folder, extremes, load_model, publish, rank_collection, rank_params
-from ganad.ranking_figure import ranked_grid
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.evaluation.figures import ranked_grid
+from ganad.runtime import layout
+from ganad.runtime.stage import run
+from ganad.studies.ranking import collection_folder, extremes, load_model, publish, rank_collection, rank_params
 
 
 @click.command()
@@ -27,9 +27,11 @@ def main(collection: str) -> None:
     title = f"{rank.method}: {collection} ({len(ranking.table)} images), most anomalous above, least below"
     publish(ranking, lambda path: ranked_grid(most, least, path, title))
     auroc = ranking.metrics.get("auroc")
-    click.echo(f"{collection}: {len(ranking.table)} images ranked into {layout.ranking_dir(collection)}"
-               + (f", AUROC {auroc:.3f} ({rank.normal_label} against the rest)" if auroc is not None else "")
-               + (f"; {ranking.metrics['note']}" if "note" in ranking.metrics else ""))
+    click.echo(
+        f"{collection}: {len(ranking.table)} images ranked into {layout.ranking_dir(collection)}"
+        + (f", AUROC {auroc:.3f} ({rank.normal_label} against the rest)" if auroc is not None else "")
+        + (f"; {ranking.metrics['note']}" if "note" in ranking.metrics else "")
+    )
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 import click
 
-from ganad.config import load_params
-from ganad.ranking import check_collections, rank_params, train
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.runtime.stage import run
+from ganad.studies.ranking import check_collections, rank_params, train
 
 
 @click.command()

@@ -5,11 +5,11 @@ from pathlib import Path
 import click
 import yaml
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.reporting import read_detail, write_results_page, write_tables
-from ganad.scoretable import read_selected
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.evaluation.tables import read_detail, write_results_page, write_tables
+from ganad.runtime import layout
+from ganad.runtime.score_files import read_selected
+from ganad.runtime.stage import run
 
 PAPER_PROFILE = Path("conf/profile/paper.yaml")
 
@@ -25,12 +25,15 @@ def main() -> None:
         for protocol in params.protocols:
             selections = {m: read_selected(layout.selected(dataset, protocol, m)) for m in params.all_methods()}
             detail, unavailable = read_detail(dataset, protocol)
-            table = write_tables(dataset, protocol, detail, unavailable, names, params.all_methods(), layout.tables(),
-                                 selections)
+            table = write_tables(
+                dataset, protocol, detail, unavailable, names, params.all_methods(), layout.tables(), selections
+            )
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
-    # the paper profile's budgets beside this run's, where the profile is there (a workspace of one's own may lack conf/)
-    paper_profile = ((yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {})
-                     if PAPER_PROFILE.is_file() else {})
+    # the paper profile's budgets beside this run's, where the profile is there
+    # (a workspace of one's own may lack conf/)
+    paper_profile = (
+        (yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {}) if PAPER_PROFILE.is_file() else {}
+    )
     write_results_page(params, layout.results_page(), paper_profile)
     click.echo(f"wrote {layout.results_page()}")
 

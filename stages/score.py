@@ -3,12 +3,12 @@
 import click
 import pandas as pd
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.pipeline import for_each_job, jobs, score_class
-from ganad.protocols import split_classes, trained_under
-from ganad.scoretable import unavailable_reason, write_scores, write_selected
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.data.protocols import split_classes, trained_under
+from ganad.engine.jobs import for_each_job, jobs, score_class
+from ganad.runtime import layout
+from ganad.runtime.score_files import unavailable_reason, write_scores, write_selected
+from ganad.runtime.stage import run
 
 
 @click.command()

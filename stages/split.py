@@ -3,11 +3,11 @@
 import click
 import numpy as np
 
-from ganad import layout
-from ganad.config import load_params
-from ganad.protocols import check_splits, make_splits, save_splits
-from ganad.sources import load_npz
-from ganad.cli import run
+from ganad.config.params import load_params
+from ganad.data.protocols import check_splits, make_splits, save_splits
+from ganad.data.sources import load_npz
+from ganad.runtime import layout
+from ganad.runtime.stage import run
 
 
 @click.command()
@@ -23,9 +23,16 @@ def main(dataset: str, protocol: str) -> None:
     raw = load_npz(dataset, layout.raw(dataset))
     labels = np.concatenate([raw.y_train, raw.y_test])
     s = params.split
-    splits = make_splits(protocol, labels, len(raw.y_train), params.classes_of(dataset, raw.classes), params.seed,
-                         train_fraction=s.train_fraction, val_fraction=s.val_fraction, test_size=s.test_size,
-                         )
+    splits = make_splits(
+        protocol,
+        labels,
+        len(raw.y_train),
+        params.classes_of(dataset, raw.classes),
+        params.seed,
+        train_fraction=s.train_fraction,
+        val_fraction=s.val_fraction,
+        test_size=s.test_size,
+    )
     check_splits(splits, protocol, labels, dataset, raw.classes)
     out = layout.splits(dataset, protocol)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,13 @@
 
 import click
 
-from ganad import layout
-from ganad.config import load_params
+from ganad.config.params import load_params
+from ganad.data.protocols import split_classes
+from ganad.engine.jobs import curves_table, for_each_job, jobs, prepare_method, train_class
 from ganad.methods.base import MethodUnavailable
-from ganad.pipeline import curves_table, for_each_job, jobs, prepare_method, train_class
-from ganad.protocols import split_classes
-from ganad.scoretable import mark_unavailable, write_table
-from ganad.cli import run
+from ganad.runtime import layout
+from ganad.runtime.score_files import mark_unavailable, write_table
+from ganad.runtime.stage import run
 
 
 @click.command()
@@ -23,7 +23,8 @@ def main(dataset: str, protocol: str, method: str) -> None:
     stage). Per-epoch losses go to reports/training/... through dvclive and, every class and
     seed in one table, to reports/curves/<dataset>_<protocol>_<method>.csv (dvc.yaml's plots);
     checkpoints in data/checkpoints/... let an interrupted run resume where it stopped, curves
-    included. Jobs (class, seed) run on the executor of params.yaml (ganad.executors). A method that cannot run here (e.g.
+    included. Jobs (class, seed) run on the executor of params.yaml (ganad.runtime.executors).
+    A method that cannot run here (e.g.
     pretrained weights cannot be had) leaves UNAVAILABLE.txt with the reason instead, and later
     stages show it as not run.
     """
@@ -39,7 +40,9 @@ def main(dataset: str, protocol: str, method: str) -> None:
         return
     write_table(layout.curves(dataset, protocol, method), curves_table(infos))
     for info in infos:
-        click.echo(f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "history"))
+        click.echo(
+            f"{method} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "history")
+        )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganad.images import ImageSet
-from ganad.sources import RawDataset
+from ganad.data.images import ImageSet
+from ganad.data.sources import RawDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,7 @@ def invoke(name, *args):
     result = CliRunner().invoke(stage(name), list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
+
 
 torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation
 
@@ -101,7 +102,7 @@ def smooth_blobs(n: int, rng: np.random.Generator) -> torch.Tensor:
     yy, xx = np.mgrid[:32, :32]
     c = rng.uniform(14.5, 17.5, size=(n, 2))
     sigma = rng.uniform(3.5, 4.5, size=(n, 1, 1))
-    img = 2 * np.exp(-((yy - c[:, :1, None]) ** 2 + (xx - c[:, 1:, None]) ** 2) / (2 * sigma ** 2)) - 1
+    img = 2 * np.exp(-((yy - c[:, :1, None]) ** 2 + (xx - c[:, 1:, None]) ** 2) / (2 * sigma**2)) - 1
     return torch.from_numpy(img[:, None].astype(np.float32))
 
 
@@ -139,15 +140,15 @@ def head(seed=0, shape=SHAPE) -> np.ndarray:
 def lesion(shape=SHAPE, z=(6, 9)) -> np.ndarray:
     """Labels 1, 2, 4 (BraTS 2017) in a block of axial slices z[0]..z[1]-1."""
     seg = np.zeros(shape, dtype=np.int16)
-    seg[8:14, 7:12, z[0]:z[1]] = 2
-    seg[10:12, 9:11, z[0]:z[1]] = 1
-    seg[9, 8, z[0]:z[1]] = 4
+    seg[8:14, 7:12, z[0] : z[1]] = 2
+    seg[10:12, 9:11, z[0] : z[1]] = 1
+    seg[9, 8, z[0] : z[1]] = 4
     return seg
 
 
-def save(path, data, affine=np.eye(4)):
+def save(path, data, affine=None):
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(data, affine), path)
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), path)
     return path
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from ganad import store
-from ganad.checks import build_config
-from ganad.device import seed_everything
 from ganad.methods.adae import Config as ADAEConfig
 from ganad.methods.adae.model import ADAE
-from ganad.training import TrainingDiverged, TrainingRun
+from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
+from ganad.runtime import store
+from ganad.runtime.device import seed_everything
+from ganad.schema import parse
+
 from conftest import inverted_blob_sets
 
 CPU = torch.device("cpu")
@@ -57,11 +58,11 @@ def reference(G, D, x, w=1.0, joint=False):
     fake = G(x)
     if joint:
         out = D(torch.cat([x, fake.detach()]))
-        d_real, d_fake = out[:len(x)], out[len(x):]
+        d_real, d_fake = out[: len(x)], out[len(x) :]
     else:
         d_real, d_fake = D(x), D(fake.detach())
     loss_d = mae(x, d_real) - w * mae(fake.detach(), d_fake)
-    g_fake = D(torch.cat([x, fake]))[len(x):] if joint else D(fake)
+    g_fake = D(torch.cat([x, fake]))[len(x) :] if joint else D(fake)
     loss_g = mae(x, fake) + mae(fake, g_fake)
     return loss_d, loss_g
 
@@ -77,8 +78,10 @@ def expected_balance(variant, units, real, fake, lr, k=0.0):
 
 
 @pytest.mark.parametrize("bn", ["separate", "joint"])
-@pytest.mark.parametrize("variant, units", [("lr", "image"), ("lr", "unit"), ("gaia", "unit"), ("gaia", "image"),
-                                            ("began", "unit"), ("none", "unit")])
+@pytest.mark.parametrize(
+    "variant, units",
+    [("lr", "image"), ("lr", "unit"), ("gaia", "unit"), ("gaia", "image"), ("began", "unit"), ("none", "unit")],
+)
 def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradients(variant, units, bn):
     m = make(lr=1e-3, slope=20.0, balance=variant, slope_units=units, bn=bn, channels_last=False, adam="loop")
     m.k = 0.3 if variant == "began" else 0.0
@@ -88,15 +91,20 @@ def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradi
     with torch.no_grad():
         fake = G(x)
         out = D(torch.cat([x, fake])) if bn == "joint" else None
-        d_real, d_fake = (out[:len(x)], out[len(x):]) if bn == "joint" else (D(x), D(fake))
+        d_real, d_fake = (out[: len(x)], out[len(x) :]) if bn == "joint" else (D(x), D(fake))
         real, fake_rec, gen = mae(x, d_real).item(), mae(fake, d_fake).item(), mae(x, fake).item()
     w, lr_d, lr_g = expected_balance(variant, units, real, fake_rec, 1e-3, k=0.3)
     loss_d, loss_g = reference(G, D, x, w, bn == "joint")
     ref_d = torch.autograd.grad(loss_d, list(D.parameters()), retain_graph=True)
     ref_g = torch.autograd.grad(loss_g, list(G.parameters()))
     step = m.train_step(m._input(x))
-    for key, want in [("real_rec", real), ("fake_rec", fake_rec), ("gen_rec", gen), ("loss_d", real - w * fake_rec),
-                      ("loss_g", gen + fake_rec)]:
+    for key, want in [
+        ("real_rec", real),
+        ("fake_rec", fake_rec),
+        ("gen_rec", gen),
+        ("loss_d", real - w * fake_rec),
+        ("loss_g", gen + fake_rec),
+    ]:
         assert step[key] == pytest.approx(want, rel=1e-5, abs=1e-6), key
     assert step["lr_d"] == pytest.approx(lr_d, rel=1e-6) and step["lr_g"] == pytest.approx(lr_g, rel=1e-6)
     assert m.opt_d.param_groups[0]["lr"] == step["lr_d"] and m.opt_g.param_groups[0]["lr"] == step["lr_g"]
@@ -225,7 +233,7 @@ def test_select_best_val_keeps_the_epoch_with_the_lowest_normal_validation_score
     assert m.selected() == {"best_epoch": best, "best_val_score": val_scores[best]}
     assert float(m.score(val).mean()) == pytest.approx(val_scores[best], rel=1e-6)
     last = make(epochs=4, lr=5e-3)
-    last.fit(train, val, TrainingRun(None, "t"))
+    last.fit(train, val)
     assert last.selected() == {}
     assert float(last.score(val).mean()) == pytest.approx(val_scores[-1], rel=1e-6)
 
@@ -237,14 +245,19 @@ def test_a_nan_after_a_checkpoint_leaves_that_checkpoint_as_it_was(easy, tmp_pat
     make(epochs=2).fit(train, val, TrainingRun(ck, "fp"))
     saved = ck.read_bytes()
     train.x[:] = float("nan")  # every batch of epoch 2 is poisoned: step 0 diverges
-    with pytest.raises(TrainingDiverged, match=r"at epoch 2, step 0; the last good checkpoint stays at "
-                       + re.escape(f"'{ck}'")):
+    with pytest.raises(
+        TrainingDiverged, match=r"at epoch 2, step 0; the last good checkpoint stays at " + re.escape(f"'{ck}'")
+    ):
         make(epochs=4).fit(train, val, TrainingRun(ck, "fp"))
     assert ck.read_bytes() == saved
     state = store.load(ck)
     assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [0, 1]
-    assert all(torch.isfinite(v).all() for net in state["state"]["nets"].values() for v in net.values()
-               if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all()
+        for net in state["state"]["nets"].values()
+        for v in net.values()
+        if v.is_floating_point()
+    )
 
 
 def test_min_steps_raises_epochs_for_small_sets(easy):
@@ -255,6 +268,6 @@ def test_min_steps_raises_epochs_for_small_sets(easy):
 
 
 def test_default_config_is_the_papers():
-    cfg = build_config(ADAEConfig, {}, "methods.adae")
+    cfg = parse(ADAEConfig, {}, "methods.adae")
     assert (cfg.latent_dim, cfg.width, cfg.epochs, cfg.batch_size, cfg.lr, cfg.beta1) == (32, 64, 100, 64, 1e-5, 0.5)
     assert cfg.balance and cfg.slope == 20.0 and cfg.min_steps == 0 and cfg.select == "last"

@@ -2,47 +2,22 @@
 score variants. What every method shares is tests/test_methods.py."""
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from ganad import nets, store
-from ganad.device import seed_everything
-from ganad.images import ImageSet
+from ganad.data.images import ImageSet
 from ganad.methods.adgan import Config as ADGANConfig
 from ganad.methods.adgan.model import ADGAN
+from ganad.methods.adgan.reference import reference_search
 from ganad.methods.adgan.search import BatchedSearch, SearchSettings, initial_latents
-from ganad.training import TrainingRun
+from ganad.methods.common import nets
+from ganad.methods.common.training_run import TrainingRun
+from ganad.runtime import store
+from ganad.runtime.device import seed_everything
 
 LATENT = 16
-
-
-def reference_search(gen, x, z0, k, lr_z=0.25, lr_theta=5e-5, betas=(0.5, 0.999), update_params=True):
-    """Algorithm 1 written plainly: one image and one seed at a time, a fresh deep copy of the generator,
-    torch.optim.Adam on z and on the copy's parameters, BatchNorm in eval mode. Returns the final
-    losses ||g_theta_k(z_k) - x||^2 (one more forward pass after the k-th update) and the final z."""
-    losses = torch.empty(z0.shape[:2], dtype=x.dtype)
-    finals = torch.empty(z0.shape, dtype=x.dtype)
-    for i in range(len(x)):
-        for j in range(z0.shape[1]):
-            g = copy.deepcopy(gen).eval()
-            z = z0[i, j].clone().view(1, -1, 1, 1).requires_grad_(True)
-            opt_z = torch.optim.Adam([z], lr=lr_z, betas=betas)
-            opt_theta = torch.optim.Adam(g.parameters(), lr=lr_theta, betas=betas) if update_params else None
-            for _ in range(k):
-                loss = (g(z) - x[i:i + 1]).pow(2).sum()
-                opt_z.zero_grad()
-                g.zero_grad()
-                loss.backward()
-                opt_z.step()
-                if opt_theta is not None:
-                    opt_theta.step()
-            with torch.no_grad():
-                losses[i, j] = (g(z) - x[i:i + 1]).pow(2).sum()
-            finals[i, j] = z.detach().view(-1)
-    return losses, finals
 
 
 def trained_like_generator(channels=1, width=4, seed=0):
@@ -87,15 +62,17 @@ def cached_reference(setup, **kw):
 
 @pytest.mark.parametrize("fused", [True, False])  # the CPU kernels, and the torch code a GPU runs
 @pytest.mark.parametrize("update_params", [True, False])
-@pytest.mark.parametrize("pairs_per_batch,block_elements", [(4, None), (5, None), (12, None), (1, None),
-                                                            (5, 200), (12, 3000)])
+@pytest.mark.parametrize(
+    "pairs_per_batch,block_elements", [(4, None), (5, None), (12, None), (1, None), (5, 200), (12, 3000)]
+)
 def test_batched_search_equals_plain_loop(setup, update_params, pairs_per_batch, block_elements, fused):
     """12 pairs (3 images x 4 seeds), batches dividing 12 or not, whole tensors or row blocks per pair."""
     gen, x, z0 = setup
     lr_theta = 1e-2  # larger than the paper's 5e-5 so that parameter updates move the losses visibly
     expected, z_final = cached_reference(setup, k=3, lr_theta=lr_theta, update_params=update_params)
-    settings = SearchSettings(n_seed=4, k=3, lr_theta=lr_theta, pairs_per_batch=pairs_per_batch,
-                              update_params=update_params)
+    settings = SearchSettings(
+        n_seed=4, k=3, lr_theta=lr_theta, pairs_per_batch=pairs_per_batch, update_params=update_params
+    )
     result = BatchedSearch(gen, settings, block_elements=block_elements, fused=fused).run(x, z0=z0)
     torch.testing.assert_close(result.loss, expected, rtol=1e-10, atol=0)
     torch.testing.assert_close(result.scores(), expected.mean(1), rtol=1e-10, atol=0)
@@ -108,8 +85,10 @@ def test_plain_loop_comparison_is_sensitive(setup):
     BatchNorm change: the equality is not vacuous."""
     gen, x, z0 = setup
     base, _ = cached_reference(setup, k=3, lr_theta=1e-2, update_params=True)
-    for other in (cached_reference(setup, k=3, lr_theta=1e-2, update_params=False)[0],
-                  cached_reference(setup, k=2, lr_theta=1e-2, update_params=True)[0]):
+    for other in (
+        cached_reference(setup, k=3, lr_theta=1e-2, update_params=False)[0],
+        cached_reference(setup, k=2, lr_theta=1e-2, update_params=True)[0],
+    ):
         assert ((other - base).abs() / base).max() > 1e-4
     paper, _ = cached_reference(setup, k=3, update_params=True)  # the paper's lr_theta = 5e-5 still counts
     frozen, _ = cached_reference(setup, k=3, update_params=False)
@@ -177,8 +156,9 @@ def test_adgan_search_workers_auto_follows_torch_threads_on_cpu():
         assert method.search_settings(8).workers == 1  # one batch: nothing to share out
     finally:
         torch.set_num_threads(threads_before)
-    fixed = ADGAN(ADGANConfig(latent_dim=LATENT, width=4, n_seed=4, search_workers=3,
-                              pairs_per_batch=8), 1, torch.device("cpu"))
+    fixed = ADGAN(
+        ADGANConfig(latent_dim=LATENT, width=4, n_seed=4, search_workers=3, pairs_per_batch=8), 1, torch.device("cpu")
+    )
     assert fixed.search_settings(64).workers == 3
 
 
@@ -201,9 +181,11 @@ def test_search_leaves_generator_untouched_and_repeats(setup):
 def test_drawn_latents_do_not_depend_on_batching(setup):
     gen, x, _ = setup
     a = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=3)).run(
-        x, generator=torch.Generator().manual_seed(7))
+        x, generator=torch.Generator().manual_seed(7)
+    )
     b = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=8)).run(
-        x, generator=torch.Generator().manual_seed(7))
+        x, generator=torch.Generator().manual_seed(7)
+    )
     torch.testing.assert_close(a.loss, b.loss, rtol=1e-12, atol=0)
     z0 = initial_latents(3, 4, LATENT, torch.Generator().manual_seed(7), dtype=torch.float64)
     c = BatchedSearch(gen, SearchSettings(n_seed=4, k=2, pairs_per_batch=5)).run(x, z0=z0)
@@ -217,6 +199,7 @@ def test_unsupported_generator_is_refused():
 
 
 # --- the method -------------------------------------------------------------------------------------
+
 
 def make(epochs=2, **kw):
     seed_everything(0)
@@ -261,7 +244,7 @@ def test_resume_restores_the_critic_step_count(easy, tmp_path):
     train, val, _ = easy
     train = subset(train, np.arange(128))
     full = make(epochs=3, n_critic=3)
-    full.fit(train, val, TrainingRun(None, "t"))
+    full.fit(train, val)
     assert full.critic_steps == 12
 
     make(epochs=1, n_critic=3).fit(train, val, TrainingRun(tmp_path / "ck", "same"))
@@ -281,11 +264,11 @@ def test_critic_and_prior_variants_are_finite_and_shaped(easy):
     train, val, test = easy
     test = subset(test, np.arange(0, 128, 8))
     model = make(epochs=1)
-    model.fit(subset(train, np.arange(64)), val, TrainingRun(None, "t"))
+    model.fit(subset(train, np.arange(64)), val)
     state = model.state_dict()
     scores = {}
     for kind in ("critic", "prior", "reconstruction"):
-        variant = ADGAN(dataclasses.replace(model.config, score=kind), 1, torch.device("cpu"))
+        variant = ADGAN(model.config.model_copy(update={"score": kind}), 1, torch.device("cpu"))
         variant.load_state_dict(state)
         scores[kind] = variant.score(test)
         assert scores[kind].shape == (len(test),) and np.all(np.isfinite(scores[kind])), kind
@@ -297,8 +280,22 @@ def test_critic_and_prior_variants_are_finite_and_shaped(easy):
 
 def test_paper_defaults():
     cfg = ADGANConfig()
-    assert (cfg.latent_dim, cfg.width, cfg.objective, cfg.lr, cfg.clip, cfg.n_critic) == (256, 64, "wgan", 5e-5, 0.01, 5)
-    assert (cfg.n_seed, cfg.k, cfg.lr_z, cfg.lr_theta, cfg.search_beta1, cfg.search_beta2) == (64, 5, 0.25, 5e-5, 0.5, 0.999)
+    assert (cfg.latent_dim, cfg.width, cfg.objective, cfg.lr, cfg.clip, cfg.n_critic) == (
+        256,
+        64,
+        "wgan",
+        5e-5,
+        0.01,
+        5,
+    )
+    assert (cfg.n_seed, cfg.k, cfg.lr_z, cfg.lr_theta, cfg.search_beta1, cfg.search_beta2) == (
+        64,
+        5,
+        0.25,
+        5e-5,
+        0.5,
+        0.999,
+    )
     assert cfg.update_params and cfg.score == "reconstruction"
     assert (cfg.gp_lambda, cfg.gp_lr, cfg.gp_beta1, cfg.gp_beta2) == (10.0, 1e-4, 0.5, 0.9)
 

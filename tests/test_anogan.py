@@ -8,14 +8,21 @@ import pytest
 import torch
 from torch import nn
 
-from ganad import nets
-from ganad.checks import ParamsError, build_config
-from ganad.device import seed_everything
-from ganad.images import ImageSet
+from ganad.data.images import ImageSet
+from ganad.errors import ParamsError
 from ganad.methods.anogan import Config
 from ganad.methods.anogan.model import AnoGAN
-from ganad.methods.anogan.search import SearchSettings, anogan_loss, fold_batchnorm, initial_latents, search, \
-    search_nets
+from ganad.methods.anogan.search import (
+    SearchSettings,
+    anogan_loss,
+    fold_batchnorm,
+    initial_latents,
+    search,
+    search_nets,
+)
+from ganad.methods.common import nets
+from ganad.runtime.device import seed_everything
+from ganad.schema import parse
 
 LATENT, WIDTH = 16, 8
 
@@ -27,8 +34,8 @@ def plain_loop(G, D, x, z0, settings):
     G, f = copy.deepcopy(G).eval(), copy.deepcopy(D)[:-1].eval()
     w_res, w_feat = settings.weights
     for i in range(len(x)):
-        xi = x[i:i + 1]
-        z = z0[i:i + 1].clone().requires_grad_(True)
+        xi = x[i : i + 1]
+        z = z0[i : i + 1].clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=settings.lr_at(0), betas=settings.betas)
 
         def loss():
@@ -114,7 +121,9 @@ class Doubler(nn.Module):
         return 2 * x
 
 
-@pytest.mark.parametrize("weighting, expected", [("feature", 0.9 * 3.5 + 0.1 * 7.0), ("residual", 0.1 * 3.5 + 0.9 * 7.0)])
+@pytest.mark.parametrize(
+    "weighting, expected", [("feature", 0.9 * 3.5 + 0.1 * 7.0), ("residual", 0.1 * 3.5 + 0.9 * 7.0)]
+)
 def test_the_two_weightings_by_hand(weighting, expected):
     """x = 0, G(z) = z as a 2x2 image, f doubles: |x - G(z)|_1 = 3.5 and |f(x) - f(G(z))|_1 = 7."""
     x = torch.zeros(1, 1, 2, 2)
@@ -133,7 +142,7 @@ def test_egbad_learning_rate_schedule():
 @pytest.mark.parametrize("bad", [[[0.5, 0.01]], [[1.0, -1.0]], [[0.6, 0.01], [0.4, 0.1], [1.0, 0.1]], [], [[1.0]]])
 def test_bad_schedules_are_refused_by_name(bad):
     with pytest.raises(ParamsError, match=r"methods\.anogan\.search_lr = .* must be a list of \[until, lr\]"):
-        build_config(Config, {"search_lr": bad}, "methods.anogan")
+        parse(Config, {"search_lr": bad}, "methods.anogan")
 
 
 def test_initial_latents_are_per_image_and_truncated():
@@ -145,13 +154,16 @@ def test_initial_latents_are_per_image_and_truncated():
 @pytest.fixture(scope="module")
 def trained():
     from conftest import inverted_blob_sets
+
     train, val, test = inverted_blob_sets()
     seed_everything(0)
-    config = build_config(Config, {"latent_dim": LATENT, "width": WIDTH, "batch_size": 32, "epochs": 2,
-                                   "search_steps": 8, "val_images": 2}, "methods.anogan")
+    config = parse(
+        Config,
+        {"latent_dim": LATENT, "width": WIDTH, "batch_size": 32, "epochs": 2, "search_steps": 8, "val_images": 2},
+        "methods.anogan",
+    )
     method = AnoGAN(config, 1, torch.device("cpu"))
-    from ganad.training import TrainingRun
-    method.fit(train, val, TrainingRun(None, "t"))
+    method.fit(train, val)
     return method, test
 
 
@@ -168,8 +180,10 @@ def test_scores_do_not_depend_on_the_search_batch_size(trained):
 
 def test_scoring_leaves_the_trained_networks_as_they_were(trained):
     method, test = trained
-    before = {k: v.clone() for k, v in {**method.G.state_dict(), **{f"D.{n}": t for n, t in
-                                                                    method.D.state_dict().items()}}.items()}
+    before = {
+        k: v.clone()
+        for k, v in {**method.G.state_dict(), **{f"D.{n}": t for n, t in method.D.state_dict().items()}}.items()
+    }
     method.score(ImageSet(test.x[:4], test.labels[:4], test.index[:4]))
     after = {**method.G.state_dict(), **{f"D.{n}": t for n, t in method.D.state_dict().items()}}
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -21,8 +21,9 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
+from ganad.errors import StageError
+
 from conftest import ROOT, make_tiny_mnist, stage
-from ganad.checks import StageError
 
 MODEL = "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
 SCORES = "data/scores/mnist/one_class_normal/dcae.csv"
@@ -43,17 +44,21 @@ def prepared(tmp_path_factory):
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
-        for name, *args in [("fetch", "--dataset", "mnist"),
-                            ("split", "--dataset", "mnist", "--protocol", "one_class_normal"),
-                            ("preprocess", "--dataset", "mnist"), ("configure", "--dataset", "mnist"),
-                            ("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
-                            ("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")]:
+        for name, *args in [
+            ("fetch", "--dataset", "mnist"),
+            ("split", "--dataset", "mnist", "--protocol", "one_class_normal"),
+            ("preprocess", "--dataset", "mnist"),
+            ("configure", "--dataset", "mnist"),
+            ("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
+            ("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
+        ]:
             result = CliRunner().invoke(stage(name), args, catch_exceptions=False)
             assert result.exit_code == 0, result.output
     return folder
 
 
 # --- ways to break one thing -------------------------------------------------------------------------
+
 
 def param(*path, value):
     def apply(folder):
@@ -66,6 +71,7 @@ def param(*path, value):
         else:
             node[path[-1]] = value
         (folder / "params.yaml").write_text(yaml.safe_dump(params))
+
     return apply
 
 
@@ -76,6 +82,7 @@ def both(*breakages):
     def apply(folder):
         for breakage in breakages:
             breakage(folder)
+
     return apply
 
 
@@ -84,6 +91,7 @@ def write(relative, content):
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content(path) if callable(content) else content)
+
     return apply
 
 
@@ -91,12 +99,14 @@ def remove(relative):
     def apply(folder):
         path = folder / relative
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+
     return apply
 
 
 def npz(**arrays):
     def apply(folder):
         np.savez(folder / "tiny.npz", **arrays)
+
     return apply
 
 
@@ -118,12 +128,14 @@ def config_value(key, value):
         config = json.loads(path.read_text())
         config[key] = value
         path.write_text(json.dumps(config))
+
     return apply
 
 
 def images_folder(kind):
     """data.photos, a folder of images, broken in one way: missing, holding only files that do not decode, or
     holding one class (which fetch takes, as the rank stages can use it, and split refuses)."""
+
     def apply(folder):
         root = folder / "photos"
         if kind != "missing":
@@ -141,6 +153,7 @@ def images_folder(kind):
         if kind == "one class":
             result = CliRunner().invoke(stage(FETCH_PHOTOS[0]), list(FETCH_PHOTOS[1:]), catch_exceptions=False)
             assert result.exit_code == 0, result.output
+
     return apply
 
 
@@ -167,38 +180,76 @@ CASES = [
     ("no training seeds", param("run", "seeds", value=[]), FETCH, r"run.seeds = \[\]"),
     ("repeated seed", param("run", "seeds", value=[2, 2]), FETCH, r"run.seeds = \[2, 2\]"),
     ("negative test size", param("split", "test_size", value=-5), FETCH, r"split.test_size = -5"),
+    (
+        "a boolean as a count",
+        param("split", "test_size", value=True),
+        FETCH,
+        r"split.test_size = True is invalid: must be an integer > 0",
+    ),
+    ("bad brain setting", param("brain", "clip", value=-1.0), FETCH, r"brain.clip = -1.0 is invalid: must be"),
+    ("bad rank setting", param("rank", "grid_count", value=0), FETCH, r"rank.grid_count = 0 is invalid: must be"),
     ("train fraction over 1", param("split", "train_fraction", value=1.5), FETCH, r"split.train_fraction = 1.5"),
     ("the removed leaky flag", param("split", "leaky", value=True), FETCH, r"split.leaky is no longer a setting"),
     ("the removed workers key", param("run", "workers", value=2), FETCH, r"write executor.jobs: 2 instead"),
     ("unknown executor", param("executor", "kind", value="pbs"), FETCH, r"executor.kind = 'pbs'"),
     ("zero jobs", param("executor", "jobs", value=0), FETCH, r"executor.jobs = 0"),
-    ("bad slurm option", param("executor", "slurm", value={"cpus_per_job": -1}), FETCH,
-     r"executor.slurm.cpus_per_job = -1"),
+    (
+        "bad slurm option",
+        param("executor", "slurm", value={"cpus_per_job": -1}),
+        FETCH,
+        r"executor.slurm.cpus_per_job = -1",
+    ),
     ("GPU asked for, none here", param("device", value="cuda"), TRAIN, r"device: 'cuda' was asked for but no CUDA"),
     ("unknown device", param("device", value="tpu"), FETCH, r"device = 'tpu'"),
-    ("audit without its protocol", both(param("run", "protocols", value=["one_class_normal"]),
-                                        param("run", "audit_protocols", value=["leave_one_class_out_leaky"])), FETCH,
-     r"run.audit_protocols = 'leave_one_class_out_leaky'.*add leave_one_class_out"),
+    (
+        "audit without its protocol",
+        both(
+            param("run", "protocols", value=["one_class_normal"]),
+            param("run", "audit_protocols", value=["leave_one_class_out_leaky"]),
+        ),
+        FETCH,
+        r"run.audit_protocols = 'leave_one_class_out_leaky'.*add leave_one_class_out",
+    ),
     ("figure class not run", param("report", "figure_class", value=7), FETCH, r"report.figure_class = 7"),
     ("class beyond the data", param("run", "classes", value=[0, 42]), SPLIT, r"run.classes = 42"),
     ("negative epochs", param("methods", "dcae", "epochs", value=-2), CONFIGURE, r"methods.dcae.epochs = -2"),
     ("zero learning rate", param("methods", "dcae", "lr", value=0.0), CONFIGURE, r"methods.dcae.lr = 0.0"),
     ("unknown method key", param("methods", "dcae", "epochz", value=3), CONFIGURE, r"unknown key.*epochz"),
     # data files
-    ("npz source without a path", param("data", "mnist", value={"source": "npz"}), FETCH,
-     r"data.mnist.npz_path is missing"),
+    (
+        "npz source without a path",
+        param("data", "mnist", value={"source": "npz"}),
+        FETCH,
+        r"data.mnist.npz_path is missing",
+    ),
     ("npz file missing", remove("tiny.npz"), FETCH, r"tiny.npz"),
     ("npz file corrupt", write("tiny.npz", b"PK\x03\x04 not really a zip" * 10), FETCH, r"tiny.npz"),
     ("npz without images", npz(y_train=np.zeros(3)), FETCH, r"x_train"),
     ("npz holding pickled objects", pickled_npz, FETCH, r"tiny.npz"),
-    ("npz images and labels disagree", npz(x_train=np.zeros((5, 28, 28), np.uint8), y_train=np.zeros(4, np.int64),
-                                           x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.int64)),
-     FETCH, r"x_train|y_train"),
+    (
+        "npz images and labels disagree",
+        npz(
+            x_train=np.zeros((5, 28, 28), np.uint8),
+            y_train=np.zeros(4, np.int64),
+            x_test=np.zeros((2, 28, 28), np.uint8),
+            y_test=np.zeros(2, np.int64),
+        ),
+        FETCH,
+        r"x_train|y_train",
+    ),
     ("image folder missing", images_folder("missing"), FETCH_PHOTOS, r"photos"),
-    ("image folder of undecodable files", images_folder("undecodable"), FETCH_PHOTOS,
-     r"photos/cats' holds no decodable image"),
-    ("image folder of one class", images_folder("one class"),
-     ("split", "--dataset", "photos", "--protocol", "one_class_normal"), r"no anomalous images.*`rank` stages"),
+    (
+        "image folder of undecodable files",
+        images_folder("undecodable"),
+        FETCH_PHOTOS,
+        r"photos/cats' holds no decodable image",
+    ),
+    (
+        "image folder of one class",
+        images_folder("one class"),
+        ("split", "--dataset", "photos", "--protocol", "one_class_normal"),
+        r"no anomalous images.*`rank` stages",
+    ),
     ("raw data missing", remove("data/raw/mnist.npz"), SPLIT, r"data/raw/mnist.npz"),
     ("split file missing", remove("data/splits/mnist/one_class_normal.npz"), TRAIN, r"one_class_normal.npz"),
     ("method config missing", remove("data/config/mnist/dcae.json"), TRAIN, r"dcae.json' not found; run `dvc repro`"),
@@ -238,8 +289,9 @@ def test_a_stage_prints_the_message_alone_and_exits_with_status_2(prepared, tmp_
     folder = tmp_path / "w"
     shutil.copytree(prepared, folder)
     param("executor", "kind", value="pbs")(folder)
-    result = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), *TRAIN[1:]], cwd=folder,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages/train.py"), *TRAIN[1:]], cwd=folder, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("ERROR: executor.kind = 'pbs' is invalid") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

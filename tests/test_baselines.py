@@ -11,7 +11,6 @@ field refusing junk) is tests/test_methods.py; here are each method's own choice
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import urllib.error
 
@@ -22,10 +21,13 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 
-from ganad import features
-from ganad.checks import PAPER_BANDWIDTHS, PAPER_COMPONENTS, PAPER_PCA_SIZES, ParamsError, build_config
-from ganad.features import WeightsUnavailable
-from ganad.images import ImageSet
+from ganad.data.images import ImageSet
+from ganad.errors import ParamsError
+from ganad.methods.common import features
+from ganad.methods.common.features import alexnet
+from ganad.methods.common.features.alexnet import WeightsUnavailable
+from ganad.methods.common.training_run import TrainingRun
+from ganad.methods.configs import PAPER_BANDWIDTHS, PAPER_COMPONENTS, PAPER_PCA_SIZES
 from ganad.methods.gmm.model import GMM
 from ganad.methods.iforest.model import IForest
 from ganad.methods.kde.model import KDE
@@ -33,7 +35,7 @@ from ganad.methods.kde_alexnet.model import KDEAlexNet
 from ganad.methods.ocsvm.model import OCSVM
 from ganad.methods.ocsvm_alexnet.model import OCSVMAlexNet
 from ganad.methods.vae.model import VAE
-from ganad.training import TrainingRun
+from ganad.schema import parse
 
 CPU = torch.device("cpu")
 CLASSICAL = [KDE, OCSVM, IForest, GMM]
@@ -49,8 +51,9 @@ def synthetic(n_normal: int, n_anomalous: int, seed: int) -> ImageSet:
     """Normal: 0.2 * sum c_j B_j, c ~ N(0, 1); anomalous: +-0.7 per basis plus a checkerboard."""
     rng = np.random.default_rng(seed)
     bases = _bases()
-    coef = np.concatenate([0.2 * rng.standard_normal((n_normal, 3)),
-                           0.7 * rng.choice([-1.0, 1.0], (n_anomalous, 3))]).astype(np.float32)
+    coef = np.concatenate(
+        [0.2 * rng.standard_normal((n_normal, 3)), 0.7 * rng.choice([-1.0, 1.0], (n_anomalous, 3))]
+    ).astype(np.float32)
     x = np.einsum("nj,jhw->nhw", coef, bases)
     checker = (np.indices((32, 32)).sum(0) % 2 * 2 - 1).astype(np.float32)
     x[n_normal:] += 0.3 * checker
@@ -61,8 +64,12 @@ def synthetic(n_normal: int, n_anomalous: int, seed: int) -> ImageSet:
 
 @pytest.fixture(scope="module")
 def data():
-    return {"train": synthetic(200, 0, 1), "val": synthetic(40, 0, 2), "test": synthetic(60, 60, 3),
-            "poison": synthetic(0, 80, 4)}
+    return {
+        "train": synthetic(200, 0, 1),
+        "val": synthetic(40, 0, 2),
+        "test": synthetic(60, 60, 3),
+        "poison": synthetic(0, 80, 4),
+    }
 
 
 def concat(a: ImageSet, b: ImageSet) -> ImageSet:
@@ -70,12 +77,12 @@ def concat(a: ImageSet, b: ImageSet) -> ImageSet:
 
 
 def make(cls, **section):
-    return cls(build_config(cls.Config, section, f"methods.{cls.name}"), 1, CPU)
+    return cls(parse(cls.Config, section, f"methods.{cls.name}"), 1, CPU)
 
 
 def fitted(cls, data, **section):
     method = make(cls, **section)
-    method.fit(data["train"], data["val"], TrainingRun(None, "test"))
+    method.fit(data["train"], data["val"])
     return method
 
 
@@ -104,10 +111,12 @@ def models(data):
         if cls not in cache:
             cache[cls] = fitted(cls, data, seed=0)
         return cache[cls]
+
     return get
 
 
 # --- the VAE's curves ---
+
 
 def test_vae_logs_its_elbo_terms_every_epoch(vae_fit):
     _, run = vae_fit
@@ -122,6 +131,7 @@ def test_vae_logs_its_elbo_terms_every_epoch(vae_fit):
 
 # --- model selection uses training / validation normal data only ---
 
+
 @pytest.mark.parametrize("cls", CLASSICAL + [VAE], ids=lambda c: c.name)
 def test_choices_and_scores_do_not_depend_on_test_data(cls, data, models, vae_fit):
     """Two fits on the same train/val agree; scoring clean images beside a poisoned set changes nothing."""
@@ -129,11 +139,15 @@ def test_choices_and_scores_do_not_depend_on_test_data(cls, data, models, vae_fi
     first = vae_fit[0] if cls is VAE else models(cls)
     second = fitted_vae(data) if cls is VAE else fitted(cls, data, seed=0)
     assert first.selected() == second.selected()
-    a, b = first.score(clean), second.score(poisoned)[:len(clean)]
+    a, b = first.score(clean), second.score(poisoned)[: len(clean)]
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     # and one image at a time gives the same score as the whole set
-    single = np.concatenate([first.score(ImageSet(clean.x[i:i + 1], clean.labels[i:i + 1], clean.index[i:i + 1]))
-                             for i in (0, 59, 60, 119)])
+    single = np.concatenate(
+        [
+            first.score(ImageSet(clean.x[i : i + 1], clean.labels[i : i + 1], clean.index[i : i + 1]))
+            for i in (0, 59, 60, 119)
+        ]
+    )
     np.testing.assert_allclose(single, a[[0, 59, 60, 119]], rtol=1e-5, atol=1e-4)
 
 
@@ -141,8 +155,10 @@ def test_pca_size_comes_from_the_grid_and_is_capped(data, models):
     method = models(IForest)
     assert method.selected()["pca_size"] in PAPER_PCA_SIZES
     assert set(method.model["pca_curve"]) == set(PAPER_PCA_SIZES)
-    small = {"train": ImageSet(data["train"].x[:30], data["train"].labels[:30], data["train"].index[:30]),
-             "val": data["val"]}
+    small = {
+        "train": ImageSet(data["train"].x[:30], data["train"].labels[:30], data["train"].index[:30]),
+        "val": data["val"],
+    }
     capped = fitted(KDE, small, seed=0)
     assert set(capped.model["pca_curve"]) == {20, 29}  # 40..100 capped at 30 training images - 1
     assert capped.selected()["train_used"] == 30
@@ -156,8 +172,9 @@ def test_pca_size_criterion_prefers_the_size_that_explains_held_out_normals():
 
     def sample(n):
         x = (rng.standard_normal((n, 40)) * scales) @ basis + 0.01 * rng.standard_normal((n, 1024))
-        return ImageSet(torch.from_numpy(x.reshape(n, 1, 32, 32).astype(np.float32)), np.zeros(n, np.int64),
-                        np.arange(n))
+        return ImageSet(
+            torch.from_numpy(x.reshape(n, 1, 32, 32).astype(np.float32)), np.zeros(n, np.int64), np.arange(n)
+        )
 
     method = fitted(KDE, {"train": sample(300), "val": sample(60)}, seed=0, pca_sizes=[10, 20, 30, 40, 60])
     curve = method.model["pca_curve"]
@@ -167,7 +184,7 @@ def test_pca_size_criterion_prefers_the_size_that_explains_held_out_normals():
 
 def test_kde_bandwidth_is_chosen_from_the_paper_grid(data, models):
     method = models(KDE)
-    assert PAPER_BANDWIDTHS == [2 ** (j / 2) for j in range(9)]
+    assert [2 ** (j / 2) for j in range(9)] == PAPER_BANDWIDTHS
     assert method.selected()["bandwidth"] in PAPER_BANDWIDTHS
 
 
@@ -188,9 +205,9 @@ def test_kde_matches_scikit_learn_kernel_density_and_grid_search():
 def test_gmm_components_are_chosen_by_bic_from_the_paper_grid(data, models):
     method = models(GMM)
     chosen = method.selected()["components"]
-    assert chosen in PAPER_COMPONENTS and PAPER_COMPONENTS == list(range(2, 21))
+    assert chosen in PAPER_COMPONENTS and list(range(2, 21)) == PAPER_COMPONENTS
     m = method.model
-    z = (data["train"].x.flatten(1).numpy().astype(np.float64) - m["pca"].mean_) @ m["pca"].components_[:m["k"]].T
+    z = (data["train"].x.flatten(1).numpy().astype(np.float64) - m["pca"].mean_) @ m["pca"].components_[: m["k"]].T
     bics = {c: GaussianMixture(c, covariance_type="diag", random_state=0).fit(z).bic(z) for c in PAPER_COMPONENTS}
     assert chosen == min(bics, key=bics.get)
 
@@ -204,6 +221,7 @@ def test_ocsvm_gamma_is_tuned_on_training_data_only(data, models):
 
 
 # --- resume ---
+
 
 def test_classical_fit_resumes_from_its_checkpoint_without_refitting(data, tmp_path):
     """The contract test refits with the same seed, which would give the same scores anyway; here the
@@ -235,21 +253,23 @@ def test_vae_score_is_the_negative_elbo(data):
     with torch.no_grad():
         mu, logvar = method.net.posterior(x)
         noise = torch.randn((3, 4, 1, 1), generator=torch.Generator().manual_seed(0))
-        rec = torch.stack([((x - method.net.decoder(mu + torch.exp(0.5 * logvar) * e)) ** 2).flatten(1).sum(1)
-                           for e in noise]).mean(0)
+        rec = torch.stack(
+            [((x - method.net.decoder(mu + torch.exp(0.5 * logvar) * e)) ** 2).flatten(1).sum(1) for e in noise]
+        ).mean(0)
         nll = 0.5 * 1024 * math.log(2 * math.pi) + 1024 * math.log(0.5) + rec / (2 * 0.25)
-        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
     np.testing.assert_allclose(method.score(ImageSet(x, np.zeros(5), np.arange(5))), (nll + kl).numpy(), rtol=1e-5)
 
 
 # --- AlexNet features ---
+
 
 def test_alexnet_variants_raise_a_clear_error_without_weights(data, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty cache
     for cls in (KDEAlexNet, OCSVMAlexNet):
         method = make(cls, seed=0)
         with pytest.raises(WeightsUnavailable) as err:
-            method.fit(data["train"], data["val"], TrainingRun(None, "test"))
+            method.fit(data["train"], data["val"])
         message = str(err.value)
         assert "\n" not in message and "alexnet-owt-7be5be79.pth" in message
         assert str(tmp_path / "torch_home") in message and "download" in message
@@ -263,7 +283,7 @@ def test_alexnet_failed_download_raises_the_same_error(data, tmp_path, monkeypat
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     method = make(KDEAlexNet, seed=0, weights_dir=str(tmp_path), download=True)
     with pytest.raises(WeightsUnavailable, match="could not be downloaded .*URLError"):
-        method.fit(data["train"], data["val"], TrainingRun(None, "test"))
+        method.fit(data["train"], data["val"])
 
 
 def test_alexnet_feature_path_runs_with_stand_in_weights(data, monkeypatch):
@@ -271,33 +291,50 @@ def test_alexnet_feature_path_runs_with_stand_in_weights(data, monkeypatch):
     import torchvision
 
     torch.manual_seed(0)
-    monkeypatch.setattr(features, "load_alexnet", lambda weights_dir, download: torchvision.models.alexnet().eval())
-    few = {"train": ImageSet(data["train"].x[:24], data["train"].labels[:24], data["train"].index[:24]),
-           "val": ImageSet(data["val"].x[:6], data["val"].labels[:6], data["val"].index[:6])}
+    monkeypatch.setattr(alexnet, "load_alexnet", lambda weights_dir, download: torchvision.models.alexnet().eval())
+    few = {
+        "train": ImageSet(data["train"].x[:24], data["train"].labels[:24], data["train"].index[:24]),
+        "val": ImageSet(data["val"].x[:6], data["val"].labels[:6], data["val"].index[:6]),
+    }
     method = fitted(OCSVMAlexNet, few, seed=0, pca_sizes=[8])
     assert method.model["pca"].mean_.shape == (9216,)
     assert method.selected()["pca_size"] == 8
-    assert np.all(np.isfinite(method.score(ImageSet(data["test"].x[55:65], data["test"].labels[55:65],
-                                                    data["test"].index[55:65]))))
+    assert np.all(
+        np.isfinite(
+            method.score(ImageSet(data["test"].x[55:65], data["test"].labels[55:65], data["test"].index[55:65]))
+        )
+    )
 
 
 # --- params: each method's own rules (that every field refuses junk is the contract test's) ---
 
-@pytest.mark.parametrize("cls, key, value", [
-    (OCSVM, "nu", 1.5), (OCSVM, "gamma", "auto"), (OCSVM, "pca_criterion", "detector"),
-    (KDE, "pca_sizes", [-20]), (KDE, "pca_sizes", [20.5]), (KDE, "bandwidths", [0, 1]), (KDE, "cv_folds", 1),
-    (GMM, "components", [0, 2]), (GMM, "covariance_type", "dense"),
-    (VAE, "obs_std", -1.0), (VAE, "obs_std", "learned"),
-], ids=lambda v: str(v) if not isinstance(v, type) else v.name)
+
+@pytest.mark.parametrize(
+    "cls, key, value",
+    [
+        (OCSVM, "nu", 1.5),
+        (OCSVM, "gamma", "auto"),
+        (OCSVM, "pca_criterion", "detector"),
+        (KDE, "pca_sizes", [-20]),
+        (KDE, "pca_sizes", [20.5]),
+        (KDE, "bandwidths", [0, 1]),
+        (KDE, "cv_folds", 1),
+        (GMM, "components", [0, 2]),
+        (GMM, "covariance_type", "dense"),
+        (VAE, "obs_std", -1.0),
+        (VAE, "obs_std", "learned"),
+    ],
+    ids=lambda v: str(v) if not isinstance(v, type) else v.name,
+)
 def test_method_specific_rules_refuse_values_by_name(cls, key, value):
     with pytest.raises(ParamsError, match=rf"methods\.{cls.name}\.{key} = "):
-        build_config(cls.Config, {key: value}, f"methods.{cls.name}")
+        parse(cls.Config, {key: value}, f"methods.{cls.name}")
 
 
 def test_valid_edge_params_are_accepted():
-    assert build_config(OCSVM.Config, {"nu": 1}, "m").nu == 1
-    assert build_config(KDE.Config, {"max_train": None, "pca_criterion": "ppca"}, "m").max_train is None
-    assert build_config(VAE.Config, {"obs_std": 0.1}, "m").obs_std == 0.1
-    defaults = build_config(KDEAlexNet.Config, {}, "m")
+    assert parse(OCSVM.Config, {"nu": 1}, "m").nu == 1
+    assert parse(KDE.Config, {"max_train": None, "pca_criterion": "ppca"}, "m").max_train is None
+    assert parse(VAE.Config, {"obs_std": 0.1}, "m").obs_std == 0.1
+    defaults = parse(KDEAlexNet.Config, {}, "m")
     assert defaults.pca_sizes == PAPER_PCA_SIZES and defaults.download is False
-    assert dataclasses.asdict(defaults)["bandwidths"] == PAPER_BANDWIDTHS
+    assert defaults.model_dump()["bandwidths"] == PAPER_BANDWIDTHS

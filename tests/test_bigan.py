@@ -6,16 +6,16 @@ import pytest
 import torch
 from sklearn.mixture import BayesianGaussianMixture
 
-from conftest import inverted_blob_sets
-from ganad.bigan import JointDiscriminator
-from ganad.checks import build_config
-from ganad.device import seed_everything
-from ganad.images import ImageSet
+from ganad.data.images import ImageSet
+from ganad.methods.common.bigan import JointDiscriminator
 from ganad.methods.egbad import Config as EGBADConfig
 from ganad.methods.egbad.model import EGBAD
 from ganad.methods.igmm_gan import Config as IGMMConfig
 from ganad.methods.igmm_gan.model import IGMMGAN, full_precision_cholesky, log_likelihood
-from ganad.training import TrainingRun
+from ganad.runtime.device import seed_everything
+from ganad.schema import parse
+
+from conftest import inverted_blob_sets
 
 CPU = torch.device("cpu")
 SMALL = {"latent_dim": 8, "width": 8, "batch_size": 32, "d_hidden": 64, "z_hidden": 32, "lr": 1e-3}
@@ -35,8 +35,8 @@ def test_discriminator_sees_joint_pairs():
 def egbad():
     train, val, test = inverted_blob_sets()
     seed_everything(0)
-    m = EGBAD(build_config(EGBADConfig, {**SMALL, "epochs": 10, "ema_decay": 0.0}, "methods.egbad"), 1, CPU)
-    m.fit(train, val, TrainingRun(None, "t"))
+    m = EGBAD(parse(EGBADConfig, {**SMALL, "epochs": 10, "ema_decay": 0.0}, "methods.egbad"), 1, CPU)
+    m.fit(train, val)
     return m, train, test
 
 
@@ -55,8 +55,12 @@ def moved_blobs():
     """Blobs anywhere in the image (the set's own sit near the centre and look alike)."""
     train, val, _ = inverted_blob_sets()
     rng = np.random.default_rng(0)
-    moved = torch.stack([img.roll((int(dy), int(dx)), (1, 2)) for img, (dy, dx) in
-                         zip(train.x, rng.integers(-9, 10, size=(len(train), 2)))])
+    moved = torch.stack(
+        [
+            img.roll((int(dy), int(dx)), (1, 2))
+            for img, (dy, dx) in zip(train.x, rng.integers(-9, 10, size=(len(train), 2)))
+        ]
+    )
     return ImageSet(moved, train.labels, train.index), val
 
 
@@ -72,10 +76,13 @@ def test_encoder_inverts_the_generator_on_training_images(epochs, expect):
     0.6 after 15, 40, 60 and 80 epochs, so it is not held to a threshold here."""
     train, val = moved_blobs()
     seed_everything(0)
-    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "epochs": max(epochs, 1), "components": 2, "w_rec": 5.0},
-                             "methods.igmm_gan"), 1, CPU)
+    m = IGMMGAN(
+        parse(IGMMConfig, {**SMALL, "epochs": max(epochs, 1), "components": 2, "w_rec": 5.0}, "methods.igmm_gan"),
+        1,
+        CPU,
+    )
     if epochs:
-        m.fit(train, val, TrainingRun(None, "t"))
+        m.fit(train, val)
     gap = inversion_gap(m, train.x[:128])
     t = gap.mean() / (gap.std(ddof=1) / np.sqrt(len(gap)))
     assert (t > 10) == expect, f"t = {t:.2f}, mean gap {gap.mean():.4f}"
@@ -104,7 +111,7 @@ def test_egbad_score_by_hand(egbad, score):
 
 def test_moving_average_of_the_weights():
     seed_everything(0)
-    m = EGBAD(build_config(EGBADConfig, {**SMALL, "ema_decay": 0.9}, "methods.egbad"), 1, CPU)
+    m = EGBAD(parse(EGBADConfig, {**SMALL, "ema_decay": 0.9}, "methods.egbad"), 1, CPU)
     start = [p.clone() for p in m.E.parameters()]
     m.train_step(torch.rand(32, 1, 32, 32) * 2 - 1)
     for p0, p, q in zip(start, m.E.parameters(), m.ema["E"].parameters()):
@@ -123,16 +130,20 @@ def test_mixture_finds_two_clusters_and_scores_by_distance():
     rng = np.random.default_rng(0)
     z, centres = two_clusters(300, rng)
     z_val, _ = two_clusters(50, rng)
-    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "latent_dim": 4, "components": 10}, "methods.igmm_gan"), 1, CPU)
+    m = IGMMGAN(parse(IGMMConfig, {**SMALL, "latent_dim": 4, "components": 10}, "methods.igmm_gan"), 1, CPU)
     m.fit_mixture(z, z_val)
     assert m.selected()["clusters"] == 2
     means = m.mixture["means"][m._active()]
     assert np.allclose(np.sort(means[:, 0]), [0.0, 10.0], atol=0.3)
     # the nearest-cluster distance: small at either centre, large between them and far away
     from ganad.methods.igmm_gan.model import mahalanobis
+
     active = m._active()
-    d = mahalanobis(np.array([[0.0] * 4, [10.0, 0, 0, 0], [5.0, 0, 0, 0], [0, 0, 0, 8.0]]),
-                    m.mixture["means"][active], m.mixture["prec_chol"][active]).min(1)
+    d = mahalanobis(
+        np.array([[0.0] * 4, [10.0, 0, 0, 0], [5.0, 0, 0, 0], [0, 0, 0, 8.0]]),
+        m.mixture["means"][active],
+        m.mixture["prec_chol"][active],
+    ).min(1)
     assert d[0] < 1.5 and d[1] < 1.5 and d[2] > 5 and d[3] > 5
 
 
@@ -150,16 +161,18 @@ def test_mixture_likelihood_from_stored_arrays_is_the_mixture_density(cov):
     query = rng.standard_normal((20, 4)) * 4
     ours = log_likelihood(query, bgm.weights_, bgm.means_, full_precision_cholesky(bgm))
     covariances = bgm.covariances_ if cov == "full" else [np.diag(c) for c in bgm.covariances_]
-    density = logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(query)
-                         for w, m, c in zip(bgm.weights_, bgm.means_, covariances)], axis=0)
+    density = logsumexp(
+        [np.log(w) + multivariate_normal(m, c).logpdf(query) for w, m, c in zip(bgm.weights_, bgm.means_, covariances)],
+        axis=0,
+    )
     np.testing.assert_allclose(ours, density, rtol=1e-10)
 
 
 def test_igmm_gan_chooses_on_training_data_only_and_scoring_changes_nothing():
     train, val, test = inverted_blob_sets()
     seed_everything(0)
-    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "epochs": 2, "components": 4}, "methods.igmm_gan"), 1, CPU)
-    m.fit(train, val, TrainingRun(None, "t"))  # fit() sees training and validation normals, never the test set
+    m = IGMMGAN(parse(IGMMConfig, {**SMALL, "epochs": 2, "components": 4}, "methods.igmm_gan"), 1, CPU)
+    m.fit(train, val)  # fit() sees training and validation normals, never the test set
     chosen = m.selected()
     assert chosen["covariance_type"] in ("full", "diag") and 1 <= chosen["clusters"] <= 4
     before = {k: np.copy(v) for k, v in m.mixture.items() if isinstance(v, np.ndarray)}
@@ -171,13 +184,13 @@ def test_igmm_gan_chooses_on_training_data_only_and_scoring_changes_nothing():
 
 def test_learning_rate_halves_every_n_updates_and_the_count_survives_a_checkpoint():
     seed_everything(0)
-    m = IGMMGAN(build_config(IGMMConfig, {**SMALL, "lr_halve_every": 2}, "methods.igmm_gan"), 1, CPU)
+    m = IGMMGAN(parse(IGMMConfig, {**SMALL, "lr_halve_every": 2}, "methods.igmm_gan"), 1, CPU)
     x = torch.rand(32, 1, 32, 32) * 2 - 1
     seen = []
     for _ in range(5):
         m.train_step(x)
         seen.append(m.optimizers["D"].param_groups[0]["lr"])
     assert seen == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]
-    again = IGMMGAN(build_config(IGMMConfig, {**SMALL, "lr_halve_every": 2}, "methods.igmm_gan"), 1, CPU)
+    again = IGMMGAN(parse(IGMMConfig, {**SMALL, "lr_halve_every": 2}, "methods.igmm_gan"), 1, CPU)
     again.load_state_dict(m.state_dict())
     assert again.updates == 5 and again.current_lr() == 2.5e-4

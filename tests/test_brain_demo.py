@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
+from ganad.demos import brain as demo
+from ganad.studies.brain import BrainParams
+from ganad.studies.brain.volumes import brats_cases, check_case, hcp_subjects, load_segmentation, load_volume
+
 from conftest import ROOT, invoke
-from ganad.brain import BrainParams
-from ganad.brain import demo
-from ganad.brain.volumes import brats_cases, check_case, hcp_subjects, load_segmentation, load_volume
 
 COUNTS = dict(demo_healthy=2, demo_hgg=1, demo_lgg=1)
 SMALL = 0.25  # grid_scale of the builds that only compare seeds: same code, a sixty-fourth of the voxels
@@ -40,8 +41,9 @@ def test_the_files_are_the_hcp_and_brats_2017_layouts(full):
     root, _ = full
     expected = {"demo_manifest.json"}
     expected |= {f"hcp/{subject}/T1w/{name}" for subject in ("100000", "100001") for name in HCP_FILES}
-    expected |= {f"brats/{grade}/{case}/{case}_{m}.nii.gz" for case, grade in CASES.items()
-                 for m in (*MODALITIES, "seg")}
+    expected |= {
+        f"brats/{grade}/{case}/{case}_{m}.nii.gz" for case, grade in CASES.items() for m in (*MODALITIES, "seg")
+    }
     assert set(files_of(root)) == expected
 
 
@@ -135,8 +137,10 @@ def test_the_same_seed_gives_the_same_files_and_another_seed_other_volumes(tmp_p
     assert small("parallel", 0, workers=2) == first  # processes write the same files
     other = small("c", 1)
     assert other.keys() == first.keys()
-    for name in ("hcp/100000/T1w/T2w_acpc_dc_restore_brain.nii.gz",
-                 "brats/HGG/Brats17_DEMO_0_1/Brats17_DEMO_0_1_seg.nii.gz"):
+    for name in (
+        "hcp/100000/T1w/T2w_acpc_dc_restore_brain.nii.gz",
+        "brats/HGG/Brats17_DEMO_0_1/Brats17_DEMO_0_1_seg.nii.gz",
+    ):
         assert not np.array_equal(voxels(tmp_path / "a" / name), voxels(tmp_path / "c" / name)), name
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from ganad.methods import REGISTRY
+
 from conftest import ROOT, brats_case, hcp_subject, invoke
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*BraTS volumes are:UserWarning")
@@ -23,8 +24,9 @@ def brain_workspace(tmp_path, monkeypatch):
         brats_case(tmp_path / "brats" / grade / f"Brats17_TEST_{i}_1", seed=10 + i)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
-    params["brain"].update(hcp_root=str(tmp_path / "hcp"), brats_root=str(tmp_path / "brats"), val_fraction=0.25,
-                           methods=sorted(REGISTRY))
+    params["brain"].update(
+        hcp_root=str(tmp_path / "hcp"), brats_root=str(tmp_path / "brats"), val_fraction=0.25, methods=sorted(REGISTRY)
+    )
     params["run"].update(methods=sorted(REGISTRY))
     params["executor"] = {"kind": "serial"}
     for method, section in smoke.items():

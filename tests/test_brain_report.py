@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ganad.brain.report import PAPER_AUROC, method_metrics, patient_interval, slice_scores, write_results
+from ganad.studies.brain.report import PAPER_AUROC, method_metrics, patient_interval, slice_scores, write_results
 
 
 def score_table(seed=0, patients=8, slices=40, shift=1.0):
@@ -17,8 +17,15 @@ def score_table(seed=0, patients=8, slices=40, shift=1.0):
     for p in range(patients):
         for z in range(slices):
             tumour = int(slices // 3 <= z < 2 * slices // 3)
-            rows.append({"class": 0, "index": p * slices + z, "label": tumour, "anomalous": tumour,
-                         "score": rng.normal() + shift * tumour})
+            rows.append(
+                {
+                    "class": 0,
+                    "index": p * slices + z,
+                    "label": tumour,
+                    "anomalous": tumour,
+                    "score": rng.normal() + shift * tumour,
+                }
+            )
     scores = pd.DataFrame(rows)
     grades = ["HGG" if p % 2 == 0 else "LGG" for p in range(patients) for _ in range(slices)]
     subjects = [f"case{p}" for p in range(patients) for _ in range(slices)]
@@ -57,8 +64,13 @@ def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
     table = score_table()
     metrics = {m: method_metrics(table, n_resamples=100) for m in ("adae", "dcae", "vae")}
     metrics["cevae"] = {"unavailable": "not installed"}
-    counts = {"hcp_subjects": 4, "slices": {"hcp": 400, "brats": 320}, "split": {"train": 300, "val": 100},
-              "brats_cases": {"HGG": 4, "LGG": 4}, "tumour_slices": 107}
+    counts = {
+        "hcp_subjects": 4,
+        "slices": {"hcp": 400, "brats": 320},
+        "split": {"train": 300, "val": 100},
+        "brats_cases": {"HGG": 4, "LGG": 4},
+        "tumour_slices": 107,
+    }
     prepared = {"preprocessing": {"demo": True, "counts": counts, "modality": "t2", "label_rule": "any", "clip": 3.0}}
     paths = write_results(metrics, prepared, tmp_path)
     text = (tmp_path / "results.md").read_text()
@@ -69,11 +81,18 @@ def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
 
 
 def test_the_slice_size_reference_scores_test_slices_by_their_brain_voxels():
-    from ganad.brain.report import slice_size_scores
+    from ganad.studies.brain.report import slice_size_scores
 
-    slices = pd.DataFrame({"index": range(6), "source": ["hcp", "hcp", "brats", "brats", "brats", "brats"],
-                           "subject": ["h", "h", "a", "a", "b", "b"], "grade": ["healthy"] * 2 + ["HGG"] * 4,
-                           "brain_px": [900, 50, 100, 800, 300, 700], "label": [0, 0, 0, 1, 0, 1]})
+    slices = pd.DataFrame(
+        {
+            "index": range(6),
+            "source": ["hcp", "hcp", "brats", "brats", "brats", "brats"],
+            "subject": ["h", "h", "a", "a", "b", "b"],
+            "grade": ["healthy"] * 2 + ["HGG"] * 4,
+            "brain_px": [900, 50, 100, 800, 300, 700],
+            "label": [0, 0, 0, 1, 0, 1],
+        }
+    )
     table = slice_scores(slice_size_scores(slices), slices)
     assert table["index"].tolist() == [2, 3, 4, 5]  # the BraTS (test) slices only
     assert method_metrics(table, n_resamples=100)["auroc"] == 1.0  # the larger slices hold the tumours here

@@ -4,30 +4,38 @@ import csv
 import json
 import warnings
 
-import nibabel as nib
 import numpy as np
 import pytest
 import yaml
 
-from ganad.brain import brain_params
-from ganad.brain.slices import normalise, prepare, subject_split, volume_slices, zscore_brain
-from ganad.brain.volumes import (brats_cases, check_case, geometry, hcp_subjects, load_segmentation, load_volume,
-                                 require_files)
-from ganad.protocols import load_split
-from ganad.sources import DataError
-from conftest import (BRATS_2017, BRATS_2023, HCP_AFFINE, LPS, ROOT, SHAPE, brats_case, hcp_subject, head,
-                      invoke, lesion, save)
+from ganad.data.protocols import load_split
+from ganad.errors import DataError
+from ganad.studies.brain import brain_params
+from ganad.studies.brain.slices import normalise, prepare, subject_split, volume_slices, zscore_brain
+from ganad.studies.brain.volumes import (
+    brats_cases,
+    check_case,
+    geometry,
+    hcp_subjects,
+    load_segmentation,
+    load_volume,
+    require_files,
+)
+
+from conftest import BRATS_2017, BRATS_2023, LPS, ROOT, SHAPE, brats_case, hcp_subject, head, invoke, lesion, save
 
 # small volumes are off the BraTS grid (240x240x155) on purpose: that warning is tested once, ignored elsewhere
 pytestmark = pytest.mark.filterwarnings("ignore:.*BraTS volumes are:UserWarning")
+
 
 @pytest.fixture
 def roots(tmp_path):
     """Three healthy HCP subjects and a BraTS 2017 root of two HGG and one LGG cases."""
     for i, name in enumerate(("100307", "100408", "101107")):
         hcp_subject(tmp_path / "hcp", name, seed=i)
-    for i, (grade, name) in enumerate((("HGG", "Brats17_2013_10_1"), ("HGG", "Brats17_TCIA_469_1"),
-                                       ("LGG", "Brats17_2013_0_1"))):
+    for i, (grade, name) in enumerate(
+        (("HGG", "Brats17_2013_10_1"), ("HGG", "Brats17_TCIA_469_1"), ("LGG", "Brats17_2013_0_1"))
+    ):
         brats_case(tmp_path / "brats" / grade / name, seed=10 + i)
     return tmp_path
 
@@ -38,12 +46,16 @@ def params(tmp_path, **changes):
 
 # --- readers ---
 
+
 def test_brats_2017_layout_every_file_and_grade(roots):
     (roots / "brats" / "survival_data.csv").write_text("Brats17ID,Age\n")
     brats_case(roots / "brats" / "__MACOSX" / "HGG" / "Brats17_2013_10_1")  # a zip's AppleDouble copy
     cases = brats_cases(roots / "brats")
-    assert [(c.name, c.grade) for c in cases] == [("Brats17_2013_0_1", "LGG"), ("Brats17_2013_10_1", "HGG"),
-                                                   ("Brats17_TCIA_469_1", "HGG")]
+    assert [(c.name, c.grade) for c in cases] == [
+        ("Brats17_2013_0_1", "LGG"),
+        ("Brats17_2013_10_1", "HGG"),
+        ("Brats17_TCIA_469_1", "HGG"),
+    ]
     case = cases[1]
     assert set(case.files) == set(BRATS_2017)
     assert case.files["t1ce"].name == "Brats17_2013_10_1_t1ce.nii.gz"
@@ -54,12 +66,17 @@ def test_brats_2023_names_map_to_the_same_keys(tmp_path):
     brats_case(tmp_path / "BraTS-GLI-00000-000", keys=BRATS_2023, sep="-")
     brats_case(tmp_path / "BraTS-GLI-00002-000", keys=BRATS_2023, sep="-", seed=1)
     cases = brats_cases(tmp_path)
-    assert [(c.name, c.grade) for c in cases] == [("BraTS-GLI-00000-000", "unknown"),
-                                                   ("BraTS-GLI-00002-000", "unknown")]
+    assert [(c.name, c.grade) for c in cases] == [
+        ("BraTS-GLI-00000-000", "unknown"),
+        ("BraTS-GLI-00002-000", "unknown"),
+    ]
     assert {k: p.name for k, p in cases[0].files.items()} == {
-        "t1": "BraTS-GLI-00000-000-t1n.nii.gz", "t1ce": "BraTS-GLI-00000-000-t1c.nii.gz",
-        "t2": "BraTS-GLI-00000-000-t2w.nii.gz", "flair": "BraTS-GLI-00000-000-t2f.nii.gz",
-        "seg": "BraTS-GLI-00000-000-seg.nii.gz"}
+        "t1": "BraTS-GLI-00000-000-t1n.nii.gz",
+        "t1ce": "BraTS-GLI-00000-000-t1c.nii.gz",
+        "t2": "BraTS-GLI-00000-000-t2w.nii.gz",
+        "flair": "BraTS-GLI-00000-000-t2f.nii.gz",
+        "seg": "BraTS-GLI-00000-000-seg.nii.gz",
+    }
 
 
 def test_uncompressed_nii_and_the_misnamed_2020_segmentation(tmp_path):
@@ -79,8 +96,10 @@ def test_hcp_layout_all_or_listed_subjects(roots):
     assert [s.name for s in subjects] == ["100307", "100408", "101107"]
     assert subjects[0].path == roots / "hcp" / "100307" / "T1w" / "T2w_acpc_dc_restore_brain.nii.gz"
     listed = hcp_subjects(roots / "hcp", ["101107", "100307"], "t1")
-    assert [(s.name, s.path.name) for s in listed] == [("100307", "T1w_acpc_dc_restore_brain.nii.gz"),
-                                                       ("101107", "T1w_acpc_dc_restore_brain.nii.gz")]
+    assert [(s.name, s.path.name) for s in listed] == [
+        ("100307", "T1w_acpc_dc_restore_brain.nii.gz"),
+        ("101107", "T1w_acpc_dc_restore_brain.nii.gz"),
+    ]
 
 
 def test_off_grid_brats_volume_warns(roots):
@@ -90,6 +109,7 @@ def test_off_grid_brats_volume_warns(roots):
 
 
 # --- orientation, intensities, labels ---
+
 
 def test_lps_and_ras_files_of_one_head_give_identical_slices(tmp_path):
     ras = brats_case(tmp_path / "ras" / "case", affine=np.eye(4))
@@ -160,6 +180,7 @@ def test_empty_and_edge_slices_are_dropped_and_counted():
 
 # --- the split ---
 
+
 def test_subject_split_is_disjoint_reproducible_and_by_subject():
     subjects = [str(100000 + i) for i in range(10)]
     train, val = subject_split(subjects, 0.2, seed=7)
@@ -173,6 +194,7 @@ def test_subject_split_is_disjoint_reproducible_and_by_subject():
 
 
 # --- prepare, end to end ---
+
 
 def read_rows(path):
     with open(path, newline="") as handle:
@@ -260,19 +282,29 @@ def test_the_stage_writes_the_prepared_dataset_split_and_report(roots, monkeypat
     monkeypatch.chdir(roots)
     output = invoke("brain_prepare")
     assert "3 HCP subjects (t2), 3 BraTS cases (HGG 2, LGG 1)" in output and "9 tumour" in output
-    for path in ("data/prepared/brain/images.npy", "data/prepared/brain/labels.npy", "data/prepared/brain/slices.csv",
-                 "data/prepared/brain/meta.json", "data/splits/brain/healthy_to_tumour.npz",
-                 "reports/brain/prepare.json", "reports/brain/orientation.png"):
+    for path in (
+        "data/prepared/brain/images.npy",
+        "data/prepared/brain/labels.npy",
+        "data/prepared/brain/slices.csv",
+        "data/prepared/brain/meta.json",
+        "data/splits/brain/healthy_to_tumour.npz",
+        "reports/brain/prepare.json",
+        "reports/brain/orientation.png",
+    ):
         assert (roots / path).is_file(), path
 
 
 # --- bad input: each stops with the file and the fix named ---
 
+
 def test_case_missing_a_modality_or_the_segmentation(roots):
     folder = roots / "brats" / "HGG" / "Brats17_TCIA_469_1"
     (folder / "Brats17_TCIA_469_1_t2.nii.gz").unlink()
-    with pytest.raises(DataError, match=r"Brats17_TCIA_469_1' has no t2 file: "
-                                        r"expected 'Brats17_TCIA_469_1_t2\.nii\.gz'"):
+    with pytest.raises(
+        DataError,
+        match=r"Brats17_TCIA_469_1' has no t2 file: "
+        r"expected 'Brats17_TCIA_469_1_t2\.nii\.gz'",
+    ):
         prepare(params(roots), 0, roots / "out", roots / "split.npz", roots / "report")
     assert not (roots / "out").exists()
     (folder / "Brats17_TCIA_469_1_seg.nii.gz").unlink()
@@ -299,8 +331,11 @@ def test_volumes_of_the_wrong_shape(tmp_path):
         load_volume(flat)
     brats_case(tmp_path / "mismatch", keys=("t2",))
     save(tmp_path / "mismatch" / "mismatch_seg.nii.gz", np.zeros((24, 20, 15), dtype=np.int16))
-    with pytest.raises(DataError, match=r"mismatch_t2\.nii\.gz' has shape \(24, 20, 16\) but .*mismatch_seg\.nii\.gz' "
-                                        r"has \(24, 20, 15\)"):
+    with pytest.raises(
+        DataError,
+        match=r"mismatch_t2\.nii\.gz' has shape \(24, 20, 16\) but .*mismatch_seg\.nii\.gz' "
+        r"has \(24, 20, 15\)",
+    ):
         check_case(brats_cases(tmp_path / "mismatch")[0], "t2")
 
 

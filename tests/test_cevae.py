@@ -13,12 +13,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import distributions
 
-from ganad.checks import ParamsError, build_config
-from ganad.device import seed_everything
-from ganad.images import ImageSet
+from ganad.data.images import ImageSet
+from ganad.errors import ParamsError
 from ganad.methods.cevae import Config
 from ganad.methods.cevae.model import CEVAE, MAX_SQUARES, Squares, draw_squares, erase_squares
-from ganad.training import TrainingRun
+from ganad.methods.common.training_run import TrainingRun
+from ganad.runtime.device import seed_everything
+from ganad.schema import parse
+
 from conftest import inverted_blob_sets
 
 CPU = torch.device("cpu")
@@ -27,7 +29,7 @@ CPU = torch.device("cpu")
 def make(**kw):
     seed_everything(0)
     base = dict(latent_dim=8, width=8, batch_size=32, lr=2e-3, threads=1)
-    return CEVAE(build_config(Config, {**base, **kw}, "methods.cevae"), 1, CPU)
+    return CEVAE(parse(Config, {**base, **kw}, "methods.cevae"), 1, CPU)
 
 
 def batch(n=6, channels=1, seed=1, low=-0.8, high=0.6):
@@ -42,11 +44,12 @@ def painted(x, squares):
         s = int(squares.side[i])
         for k in range(int(squares.count[i])):
             t, l = int(squares.top[i, k]), int(squares.left[i, k])
-            out[i, :, t:t + s, l:l + s] = squares.fill[i, k]
+            out[i, :, t : t + s, l : l + s] = squares.fill[i, k]
     return out
 
 
 # --- the square noise ------------------------------------------------------------------------------
+
 
 def test_square_draws_stay_in_mood_ranges_and_cover_them():
     x = batch(n=2000)
@@ -63,10 +66,13 @@ def test_square_draws_stay_in_mood_ranges_and_cover_them():
 
 def test_erasing_paints_each_square_over_all_channels_and_leaves_the_rest():
     x = batch(n=3, channels=3)
-    sq = Squares(count=torch.tensor([0, 2, 3]), side=torch.tensor([5, 4, 6]),
-                 top=torch.tensor([[0, 0, 0], [1, 3, 20], [10, 12, 26]]),
-                 left=torch.tensor([[0, 0, 0], [2, 4, 20], [10, 13, 26]]),
-                 fill=torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [-0.1, -0.2, -0.3]]))
+    sq = Squares(
+        count=torch.tensor([0, 2, 3]),
+        side=torch.tensor([5, 4, 6]),
+        top=torch.tensor([[0, 0, 0], [1, 3, 20], [10, 12, 26]]),
+        left=torch.tensor([[0, 0, 0], [2, 4, 20], [10, 13, 26]]),
+        fill=torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [-0.1, -0.2, -0.3]]),
+    )
     out = erase_squares(x, sq)
     torch.testing.assert_close(out, painted(x, sq), rtol=0, atol=0)
     assert torch.equal(out[0], x[0])  # no squares
@@ -90,6 +96,7 @@ def test_the_noise_leaves_clean_pixels_untouched_and_repeats_under_a_seed():
 
 # --- the loss --------------------------------------------------------------------------------------
 
+
 def expected_step(net, x, cfg):
     """The step's losses from the definitions, on a copy of the network in train mode, with the step's
     random draws taken in the step's order (posterior noise, then squares)."""
@@ -109,8 +116,9 @@ def expected_step(net, x, cfg):
     return (1 - cfg.ce_factor) * vae + cfg.ce_factor * ce, terms
 
 
-@pytest.mark.parametrize("ce_factor, beta, theta", [(0.5, 0.01, 1.0), (0.3, 0.5, 2.0), (0.0, 0.2, 1.5),
-                                                    (1.0, 0.2, 1.5)])
+@pytest.mark.parametrize(
+    "ce_factor, beta, theta", [(0.5, 0.01, 1.0), (0.3, 0.5, 2.0), (0.0, 0.2, 1.5), (1.0, 0.2, 1.5)]
+)
 def test_the_step_minimises_the_hand_computed_loss(ce_factor, beta, theta):
     m = make(ce_factor=ce_factor, beta=beta, theta=theta)
     m._mode(True)
@@ -169,10 +177,11 @@ def test_batchnorm_running_statistics_come_from_the_clean_images():
 
 # --- the score -------------------------------------------------------------------------------------
 
+
 def test_the_score_is_deterministic_per_image_and_matches_its_definition():
     easy = inverted_blob_sets(n_train=64, n_test=16)
     m = make(beta=0.25, theta=1.5, epochs=1)
-    m.fit(easy[0], easy[1], TrainingRun(None, "cevae"))
+    m.fit(easy[0], easy[1])
     test = easy[2]
     first, again = m.score(test), m.score(test)
     np.testing.assert_array_equal(first, again)
@@ -185,8 +194,9 @@ def test_the_score_is_deterministic_per_image_and_matches_its_definition():
     net = copy.deepcopy(m.net).eval()
     with torch.no_grad():
         mu, logvar = net.encoder(test.x).chunk(2, dim=1)
-        kl = distributions.kl_divergence(distributions.Normal(mu, torch.exp(0.5 * logvar)),
-                                         distributions.Normal(0.0, 1.0)).mean(dim=(1, 2, 3))
+        kl = distributions.kl_divergence(
+            distributions.Normal(mu, torch.exp(0.5 * logvar)), distributions.Normal(0.0, 1.0)
+        ).mean(dim=(1, 2, 3))
         rec = (net.decoder(mu) - test.x).abs().mean(dim=(1, 2, 3))
     np.testing.assert_allclose(first, (0.25 * kl + 1.5 * rec).double().numpy(), rtol=1e-5, atol=1e-7)
     for score, want in (("rec", rec), ("kl", kl)):
@@ -196,6 +206,7 @@ def test_the_score_is_deterministic_per_image_and_matches_its_definition():
 
 
 # --- training --------------------------------------------------------------------------------------
+
 
 def test_a_short_training_learns_to_reconstruct_and_separates_inverted_images():
     train, val, test = inverted_blob_sets()
@@ -211,11 +222,11 @@ def test_a_short_training_learns_to_reconstruct_and_separates_inverted_images():
 
 # --- params ----------------------------------------------------------------------------------------
 
+
 def test_params_bounds():
     for value in (0, 0.0, 0.25, 1, 1.0):
-        assert build_config(Config, {"ce_factor": value}, "methods.cevae").ce_factor == value
-    for key, value in (("ce_factor", 1.01), ("ce_factor", -0.1), ("theta", 0.0), ("beta", -0.01),
-                       ("score", "elbo")):
+        assert parse(Config, {"ce_factor": value}, "methods.cevae").ce_factor == value
+    for key, value in (("ce_factor", 1.01), ("ce_factor", -0.1), ("theta", 0.0), ("beta", -0.01), ("score", "elbo")):
         with pytest.raises(ParamsError, match=rf"methods\.cevae\.{key} = "):
-            build_config(Config, {key: value}, "methods.cevae")
-    assert build_config(Config, {"beta": 0}, "methods.cevae").beta == 0
+            parse(Config, {key: value}, "methods.cevae")
+    assert parse(Config, {"beta": 0}, "methods.cevae").beta == 0

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ganad.compose import compose
-from ganad.config import load_params, parse_params
-from ganad.checks import ParamsError
+from ganad.config.compose import compose
+from ganad.config.params import load_params, parse_params
+from ganad.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,36 +70,39 @@ def test_latent_dim_auto_follows_the_paper_per_dataset_and_explicit_wins(raw):
     assert parse_params(raw).method_config(main, 1).latent_dim == 128
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (("run", "datasets"), ["svhn"], "run.datasets = 'svhn'"),
-    (("run", "protocols"), ["half_out"], "run.protocols = 'half_out'"),
-    (("run", "methods"), ["deep_magic"], "run.methods = 'deep_magic'"),
-    (("model", "method"), "nope", "model.method = 'nope'"),
-    (("model", "latent_dim"), -4, "model.latent_dim = -4"),
-    (("model", "latent_dim"), 0, "model.latent_dim = 0"),
-    (("run", "classes"), [3, -1], "run.classes = -1"),
-    (("run", "classes"), [3, 3], "run.classes = [3, 3]"),
-    (("executor", "jobs"), 0, "executor.jobs = 0"),
-    (("executor", "jobs"), "many", "executor.jobs = 'many'"),
-    (("executor", "score_jobs"), -2, "executor.score_jobs = -2"),
-    (("executor", "kind"), "pbs", "executor.kind = 'pbs'"),
-    (("executor", "threads"), 0, "executor.threads = 0"),
-    (("executor", "slurm", "cpus_per_job"), 0, "executor.slurm.cpus_per_job = 0"),
-    (("executor", "slurm", "cluster"), "lsf", "executor.slurm.cluster = 'lsf'"),
-    (("executor", "slurm", "timeout_min"), -5, "executor.slurm.timeout_min = -5"),
-    (("executor", "ray", "gpus_per_job"), -1, "executor.ray.gpus_per_job = -1"),
-    (("executor", "ray", "address"), "", "executor.ray.address = ''"),
-    (("data", "mnist", "source"), "ftp", "data.mnist.source = 'ftp'"),
-    (("split", "train_fraction"), 1.5, "split.train_fraction = 1.5"),
-    (("device",), "tpu", "device = 'tpu'"),
-    (("seed",), -1, "seed = -1"),
-    (("run", "seeds"), [], "run.seeds = []"),
-    (("run", "seeds"), 3, "run.seeds = 3"),
-    (("run", "seeds"), [0, -1], "run.seeds = -1"),
-    (("run", "seeds"), [1, 1], "run.seeds = [1, 1]"),
-    (("run", "audit_protocols"), ["peek"], "run.audit_protocols = 'peek'"),
-    (("run", "audit_protocols"), "leave_one_class_out_leaky", "run.audit_protocols = 'leave_one_class_out_leaky'"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("run", "datasets"), ["svhn"], "run.datasets = 'svhn'"),
+        (("run", "protocols"), ["half_out"], "run.protocols = 'half_out'"),
+        (("run", "methods"), ["deep_magic"], "run.methods = 'deep_magic'"),
+        (("model", "method"), "nope", "model.method = 'nope'"),
+        (("model", "latent_dim"), -4, "model.latent_dim = -4"),
+        (("model", "latent_dim"), 0, "model.latent_dim = 0"),
+        (("run", "classes"), [3, -1], "run.classes = -1"),
+        (("run", "classes"), [3, 3], "run.classes = [3, 3]"),
+        (("executor", "jobs"), 0, "executor.jobs = 0"),
+        (("executor", "jobs"), "many", "executor.jobs = 'many'"),
+        (("executor", "score_jobs"), -2, "executor.score_jobs = -2"),
+        (("executor", "kind"), "pbs", "executor.kind = 'pbs'"),
+        (("executor", "threads"), 0, "executor.threads = 0"),
+        (("executor", "slurm", "cpus_per_job"), 0, "executor.slurm.cpus_per_job = 0"),
+        (("executor", "slurm", "cluster"), "lsf", "executor.slurm.cluster = 'lsf'"),
+        (("executor", "slurm", "timeout_min"), -5, "executor.slurm.timeout_min = -5"),
+        (("executor", "ray", "gpus_per_job"), -1, "executor.ray.gpus_per_job = -1"),
+        (("executor", "ray", "address"), "", "executor.ray.address = ''"),
+        (("data", "mnist", "source"), "ftp", "data.mnist.source = 'ftp'"),
+        (("split", "train_fraction"), 1.5, "split.train_fraction = 1.5"),
+        (("device",), "tpu", "device = 'tpu'"),
+        (("seed",), -1, "seed = -1"),
+        (("run", "seeds"), [], "run.seeds = []"),
+        (("run", "seeds"), 3, "run.seeds = 3"),
+        (("run", "seeds"), [0, -1], "run.seeds = -1"),
+        (("run", "seeds"), [1, 1], "run.seeds = [1, 1]"),
+        (("run", "audit_protocols"), ["peek"], "run.audit_protocols = 'peek'"),
+        (("run", "audit_protocols"), "leave_one_class_out_leaky", "run.audit_protocols = 'leave_one_class_out_leaky'"),
+    ],
+)
 def test_bad_values_name_key_value_and_allowed(raw, path, value, message):
     raw = copy.deepcopy(raw)
     node = raw
@@ -124,10 +127,18 @@ def test_bad_method_section_values(raw):
         parse_params(bad).method_config(main, 1)
 
 
-@pytest.mark.parametrize("path, key", [
-    ((), "sead"), (("run",), "method"), (("model",), "latent"), (("data", "mnist"), "npz"),
-    (("split",), "leak"), (("report",), "figure"), (("methods",), "adea"),
-])
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        ((), "sead"),
+        (("run",), "method"),
+        (("model",), "latent"),
+        (("data", "mnist"), "npz"),
+        (("split",), "leak"),
+        (("report",), "figure"),
+        (("methods",), "adea"),
+    ],
+)
 def test_unknown_keys_are_refused_at_every_level(raw, path, key):
     """A misspelt key is never silently ignored: the message names it and what is allowed."""
     raw = copy.deepcopy(raw)
@@ -145,22 +156,28 @@ def test_classes_are_checked_against_the_dataset_once_its_classes_are_known(raw)
     raw["report"]["figure_class"] = 1
     params = parse_params(raw)
     assert params.classes_of("mine", ["cat", "dog", "emu", "fox", "gnu"]) == [1, 4]
-    with pytest.raises(ParamsError, match=r"run.classes = 4 is invalid: allowed labels of mine's 3 classes 0..2 "
-                                          r"\(cat, dog, emu\)"):
+    with pytest.raises(
+        ParamsError,
+        match=r"run.classes = 4 is invalid: must be labels of mine's 3 classes 0..2 "
+        r"\(cat, dog, emu\)",
+    ):
         params.classes_of("mine", ["cat", "dog", "emu"])
 
 
-@pytest.mark.parametrize("name, section, message", [
-    ("mnist", {"source": "folder", "root": "photos"}, "data.mnist collides with the built-in dataset 'mnist'"),
-    ("cifar10", {"source": "torchvision", "torchvision": "SVHN"}, "data.cifar10 collides with the built-in"),
-    ("photos", {"source": "folder"}, "data.photos.root is missing"),
-    ("photos", {"source": "npz"}, "data.photos.npz_path is missing"),
-    ("photos", {"source": "embedded"}, "data.photos.source = 'embedded' is invalid"),
-    ("photos", {"source": "folder", "root": "x", "channels": 2}, "data.photos.channels = 2"),
-    ("photos", {"source": "folder", "root": "x", "test_fraction": 1.0}, "data.photos.test_fraction = 1.0"),
-    ("my photos", {"source": "folder", "root": "x"}, "data = 'my photos' is invalid"),
-    ("photos", 1, "data.photos = 1 is invalid"),
-])
+@pytest.mark.parametrize(
+    "name, section, message",
+    [
+        ("mnist", {"source": "folder", "root": "photos"}, "data.mnist collides with the built-in dataset 'mnist'"),
+        ("cifar10", {"source": "torchvision", "torchvision": "SVHN"}, "data.cifar10 collides with the built-in"),
+        ("photos", {"source": "folder"}, "data.photos.root is missing"),
+        ("photos", {"source": "npz"}, "data.photos.npz_path is missing"),
+        ("photos", {"source": "embedded"}, "data.photos.source = 'embedded' is invalid"),
+        ("photos", {"source": "folder", "root": "x", "channels": 2}, "data.photos.channels = 2"),
+        ("photos", {"source": "folder", "root": "x", "test_fraction": 1.0}, "data.photos.test_fraction = 1.0"),
+        ("my photos", {"source": "folder", "root": "x"}, "data = 'my photos' is invalid"),
+        ("photos", 1, "data.photos = 1 is invalid"),
+    ],
+)
 def test_dataset_declarations_are_checked(raw, name, section, message):
     raw = copy.deepcopy(raw)
     raw["data"][name] = section
@@ -176,14 +193,14 @@ def test_a_declared_dataset_runs_and_an_undeclared_one_is_refused(raw):
     params = parse_params(raw)
     assert params.data["photos"].root == "data/photos" and params.data["photos"].channels == "auto"
     raw["run"]["datasets"] = ["kmnist"]
-    with pytest.raises(ParamsError, match=r"run.datasets = 'kmnist' is invalid: allowed datasets declared under data"):
+    with pytest.raises(ParamsError, match=r"run.datasets = 'kmnist' is invalid: must be a dataset declared under data"):
         parse_params(raw)
 
 
 def test_the_main_model_must_be_one_of_run_methods(raw):
     raw = copy.deepcopy(raw)
     raw["run"]["methods"] = [m for m in raw["run"]["methods"] if m != raw["model"]["method"]]
-    with pytest.raises(ParamsError, match=r"model.method = 'adae' is invalid: allowed one of run.methods .*add it"):
+    with pytest.raises(ParamsError, match=r"model.method = 'adae' is invalid: must be one of run.methods .*add it"):
         parse_params(raw)
 
 
@@ -198,15 +215,22 @@ def test_dvc_config_never_phones_home():
     assert os.path.exists(ROOT / "dvc.yaml")
 
 
-@pytest.mark.parametrize("method, key, value, allowed", [
-    ("dcae", "width", 2.5, "a positive integer"),
-    ("vae", "epochs", 3.0, "a positive integer"),
-    ("adgan", "n_seed", True, "a positive integer"),
-    ("adae", "lr", float("nan"), "a finite number > 0"),
-    ("adae", "balance", "yes", r"one of \['lr', 'gaia', 'began', 'none'\]"),
-    ("adae", "slope_units", "pixels", r"one of \['unit', 'image'\]"),
-    ("kde", "pca_sizes", [4, 0], "a non-empty list of positive integers"),
-])
+@pytest.mark.parametrize(
+    "method, key, value, allowed",
+    [
+        ("dcae", "width", 2.5, "an integer > 0"),
+        ("vae", "epochs", 3.0, "an integer > 0"),
+        ("adgan", "n_seed", True, "an integer > 0"),
+        ("adae", "channels_last", 1, "true or false"),
+        ("adgan", "pairs_per_batch", 0, "'auto' or an integer > 0"),
+        ("adae", "lr", float("nan"), "a finite number > 0"),
+        ("adae", "balance", "yes", r"one of \['lr', 'gaia', 'began', 'none'\]"),
+        ("adae", "slope_units", "pixels", r"one of \['unit', 'image'\]"),
+        ("kde", "pca_sizes", [4, 0], "a non-empty list of integers > 0"),
+        ("kde", "max_train", 0, "null or an integer > 0"),
+        ("ocsvm", "nu", 1.5, r"a finite number in \(0, 1\]"),
+    ],
+)
 def test_every_method_checks_its_section_with_the_same_rules(raw, method, key, value, allowed):
     """Integer fields refuse fractions and booleans, numbers refuse NaN, in every method's section."""
     bad = copy.deepcopy(raw)
@@ -233,16 +257,43 @@ def test_brain_methods_must_be_run_methods_and_choose_what_runs_on_the_brain_dat
         parse_params(raw)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("modality", "flair", "brain.modality"), ("label_rule", "some", "brain.label_rule"),
-    ("clip", -1.0, "brain.clip"), ("val_fraction", 1.5, "brain.val_fraction"), ("hcp_subjects", [], "hcp_subjects"),
-    ("slice_offset", -2, "brain.slice_offset"), ("demo_healthy", 0, "brain.demo_healthy"), ("typo", 1, "unknown")])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("modality", "flair", "brain.modality"),
+        ("label_rule", "some", "brain.label_rule"),
+        ("clip", -1.0, "brain.clip"),
+        ("val_fraction", 1.5, "brain.val_fraction"),
+        ("hcp_subjects", [], "hcp_subjects"),
+        ("slice_offset", -2, "brain.slice_offset"),
+        ("demo_healthy", 0, "brain.demo_healthy"),
+        ("typo", 1, "unknown"),
+        ("latent_dim", True, "brain.latent_dim = True"),
+        ("hcp_subjects", [""], "brain.hcp_subjects"),
+    ],
+)
 def test_bad_brain_params_are_refused_with_the_key(raw, key, value, message):
-    from ganad.brain import brain_params
+    """By the brain stages' own check, and by every stage's `load_params` (the section is part of Params)."""
+    from ganad.studies.brain import brain_params
 
     section = {**raw["brain"], key: value}
     with pytest.raises(ParamsError, match=message):
         brain_params(section)
+    with pytest.raises(ParamsError, match=message):
+        parse_params({**raw, "brain": section})
+
+
+def test_brain_params_resolve_auto_and_name_subjects_as_folders(raw):
+    params = parse_params({**raw, "brain": {**raw["brain"], "latent_dim": "auto", "hcp_subjects": [100307, "b"]}})
+    assert params.brain.latent_dim == 128 and params.brain.hcp_subjects == ["100307", "b"]
+    with pytest.raises(ParamsError, match=r"brain.demo_lgg = 0 is invalid: .*no tumour case"):
+        parse_params({**raw, "brain": {**raw["brain"], "demo_hgg": 0, "demo_lgg": 0}})
+    assert parse_params({k: v for k, v in raw.items() if k != "brain"}).brain.methods == [
+        "adae",
+        "dcae",
+        "vae",
+        "cevae",
+    ]
 
 
 def test_the_leak_audit_needs_the_protocol_it_audits_and_split_leaky_is_gone(raw):

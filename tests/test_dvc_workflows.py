@@ -30,8 +30,9 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def dvc(cwd, *args, check=True, **popen):
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=ENV,
-                            **popen)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=ENV, **popen
+    )
     if check:
         assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result
@@ -46,17 +47,22 @@ def make_project(folder, tiny_npz, epochs=2):
     folder.mkdir()
     for name in PROJECT_FILES:
         source = ROOT / name
-        (shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-         if source.is_dir() else (folder / name).parent.mkdir(parents=True, exist_ok=True)
-         or shutil.copy(source, folder / name))
+        (
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            if source.is_dir()
+            else (folder / name).parent.mkdir(parents=True, exist_ok=True) or shutil.copy(source, folder / name)
+        )
     # the tiny run is the copy's default profile, so that `dvc exp run -S` composes it as `dvc repro` reads it
-    tiny = {"run": {"classes": [0, 3], "methods": ["dcae"], "seeds": [0], "audit_protocols": []},
-            "executor": {"kind": "serial", "threads": 1}, "brain": {"methods": ["dcae"]},
-            "model": {"method": "dcae"},
-            "data": {"mnist": {"source": "npz", "npz_path": str(tiny_npz), "download": False}},
-            "methods": {"dcae": {"width": 8, "epochs": epochs, "batch_size": 32, "lr": 0.002}}}
+    tiny = {
+        "run": {"classes": [0, 3], "methods": ["dcae"], "seeds": [0], "audit_protocols": []},
+        "executor": {"kind": "serial", "threads": 1},
+        "brain": {"methods": ["dcae"]},
+        "model": {"method": "dcae"},
+        "data": {"mnist": {"source": "npz", "npz_path": str(tiny_npz), "download": False}},
+        "methods": {"dcae": {"width": 8, "epochs": epochs, "batch_size": 32, "lr": 0.002}},
+    }
     (folder / "conf/profile/default.yaml").write_text("# @package _global_\n" + yaml.safe_dump(tiny))
-    subprocess.run([sys.executable, "-m", "ganad.compose"], cwd=folder, check=True)
+    subprocess.run([sys.executable, "-m", "ganad.config.compose"], cwd=folder, check=True)
     git(folder, "init", "-q")
     git(folder, "config", "user.email", "test@ganad.invalid")
     git(folder, "config", "user.name", "ganad tests")
@@ -87,14 +93,22 @@ def test_a_second_clone_gets_results_from_the_run_cache_and_trains_nothing(proje
     again = dvc(second, "repro", "--pull", TARGET)  # --pull: the run-cache entries' outputs from the remote
     assert "Running stage" not in again.stdout, again.stdout
     assert "Stage 'train@mnist-one_class_normal-dcae' is cached - skipping run" in again.stdout
-    for path in ("models/mnist/one_class_normal/dcae/seed0/class3.safetensors",
-                 "data/scores/mnist/one_class_normal/dcae.csv"):
+    for path in (
+        "models/mnist/one_class_normal/dcae/seed0/class3.safetensors",
+        "data/scores/mnist/one_class_normal/dcae.csv",
+    ):
         assert (second / path).read_bytes() == (project / path).read_bytes()
 
 
 def test_a_second_repro_in_the_same_workspace_is_refused_by_dvc_s_lock(project):
-    slow = subprocess.Popen([sys.executable, "-m", "dvc", "repro", TARGET], cwd=project, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", TARGET],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     configured = project / "data/config/mnist/dcae.json"  # the stage before training has run
     deadline = time.time() + 120
     while slow.poll() is None and time.time() < deadline and not configured.exists():
@@ -114,8 +128,14 @@ def test_a_queued_sweep_runs_each_override_as_an_experiment(project):
         dvc(project, "exp", "run", "--queue", TARGET, "-S", f"methods.dcae.epochs={epochs}")
     # the queue's workers outlive this call: their output goes to a file, not to a pipe we would wait on
     with open(project / "queue.log", "w") as log:
-        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project, env=ENV, check=True,
-                       stdout=log, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"],
+            cwd=project,
+            env=ENV,
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.time() + 300
     while time.time() < deadline:
         status = dvc(project, "queue", "status").stdout

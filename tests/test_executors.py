@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_pipeline import prepare_data, workspace  # noqa: F401  (the workspace fixture)
+
+from ganad.config.executor import ExecutorParams
+from ganad.config.params import load_params
+from ganad.errors import ParamsError
+from ganad.runtime import executors
+from ganad.runtime.executors import JobFailed, map_jobs
+from ganad.schema import parse
 
 from conftest import invoke
-from ganad import executors
-from ganad.checks import ParamsError
-from ganad.config import load_params
-from ganad.executors import JobFailed, map_jobs, parse_executor
-from test_pipeline import prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
 OUTPUTS = ("models", "data/scores", "reports/curves", "reports/training", "reports/metrics")
 
@@ -55,8 +58,9 @@ def test_serial_local_and_slurm_write_byte_identical_models_scores_and_curves(fo
     assert local.keys() == reference.keys()
     assert [name for name in reference if local[name] != reference[name]] == []
     # submitit's local executor: each job a process of its own, as on Slurm
-    slurm = run_stages(four_jobs, {"kind": "slurm", "slurm": {"cluster": "local", "folder": "data/slurm",
-                                                              "cpus_per_job": 1}})
+    slurm = run_stages(
+        four_jobs, {"kind": "slurm", "slurm": {"cluster": "local", "folder": "data/slurm", "cpus_per_job": 1}}
+    )
     assert [name for name in reference if slurm[name] != reference[name]] == []
     assert list((four_jobs / "data/slurm").rglob("*_log.out"))  # submitit's job logs, where the docs say
 
@@ -86,11 +90,12 @@ KEYS = [(cls, seed) for seed in (0, 1) for cls in (0, 3)]
 def test_a_failing_job_fails_with_its_key_and_traceback_and_the_others_work_stays(kind, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     if kind == "slurm":  # submitit's job process imports functions by name; this test module is not installed
-        import cloudpickle
         import sys
 
+        import cloudpickle
+
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    executor = parse_executor({"kind": kind, "jobs": 2, "threads": 1, "slurm": {"cluster": "local"}})
+    executor = parse(ExecutorParams, {"kind": kind, "jobs": 2, "threads": 1, "slurm": {"cluster": "local"}}, "executor")
     with pytest.raises(JobFailed) as failure:
         map_jobs(executor, record_or_fail, None, (str(tmp_path),), KEYS, jobs=2, device="cpu")
     message = str(failure.value)
@@ -100,7 +105,7 @@ def test_a_failing_job_fails_with_its_key_and_traceback_and_the_others_work_stay
 
 
 def test_results_come_back_in_key_order_whatever_finishes_first(tmp_path):
-    executor = parse_executor({"kind": "local", "jobs": 2, "threads": 1})
+    executor = parse(ExecutorParams, {"kind": "local", "jobs": 2, "threads": 1}, "executor")
     keys = [(cls, 0) for cls in (9, 1, 5, 0, 7)]
     assert map_jobs(executor, echo_key, None, (), keys, jobs=2, device="cpu") == keys
 
@@ -134,7 +139,7 @@ def test_a_missing_engine_names_the_extra_to_install(kind, module, extra, monkey
 
     monkeypatch.setattr(executors.importlib, "import_module", no_such_module)
     with pytest.raises(ParamsError, match=rf"pip install -e '\.\[{extra}\]'"):
-        map_jobs(parse_executor({"kind": kind}), echo_key, None, (), [(0, 0)])
+        map_jobs(parse(ExecutorParams, {"kind": kind}, "executor"), echo_key, None, (), [(0, 0)])
 
 
 def test_the_old_worker_settings_name_their_replacement(workspace):
@@ -160,12 +165,21 @@ def current_gpu(params, key):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not __import__("torch").cuda.is_available() or __import__("torch").cuda.device_count() < 2,
-                    reason="needs two CUDA GPUs")
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available() or __import__("torch").cuda.device_count() < 2,
+    reason="needs two CUDA GPUs",
+)
 def test_the_local_pool_pins_one_process_to_each_gpu():
     import torch
 
-    executor = parse_executor({"kind": "local"})
-    devices = map_jobs(executor, current_gpu, None, (), [(c, 0) for c in range(2 * torch.cuda.device_count())],
-                       jobs="auto", device="auto")
+    executor = parse(ExecutorParams, {"kind": "local"}, "executor")
+    devices = map_jobs(
+        executor,
+        current_gpu,
+        None,
+        (),
+        [(c, 0) for c in range(2 * torch.cuda.device_count())],
+        jobs="auto",
+        device="auto",
+    )
     assert set(devices) == set(range(torch.cuda.device_count()))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganad.figures import reconstruction_grid, roc_curves, score_histogram
+from ganad.evaluation.figures import reconstruction_grid, roc_curves, score_histogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -19,8 +19,10 @@ def images(n, channels, seed=0):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_reconstruction_grid_writes_png(tmp_path, channels):
     x, g, d = images(3, channels, 0), images(3, channels, 1), images(3, channels, 2)
-    rows = [(f"class {c}: {kind}", x[i], g[i], d[i]) for i, (c, kind) in enumerate([(0, "normal"), (0, "anomaly"),
-                                                                                     (1, "normal")])]
+    rows = [
+        (f"class {c}: {kind}", x[i], g[i], d[i])
+        for i, (c, kind) in enumerate([(0, "normal"), (0, "anomaly"), (1, "normal")])
+    ]
     out = reconstruction_grid(rows, tmp_path / "sub" / "grid.png")
     assert out == tmp_path / "sub" / "grid.png" and is_png(out)
 
@@ -30,12 +32,15 @@ def test_reconstruction_grid_takes_tensors_and_a_single_row(tmp_path):
     assert is_png(reconstruction_grid([("one", x, x, x)], tmp_path / "g.png"))
 
 
-@pytest.mark.parametrize("bad,match", [
-    ((1, 28, 28), r"shape \(C, 32, 32\).*got shape \(1, 28, 28\)"),
-    ((2, 32, 32), r"C = 1 or 3, got shape \(2, 32, 32\)"),
-    ((32, 32), r"got shape \(32, 32\)"),
-    ((1, 1, 32, 32), r"got shape \(1, 1, 32, 32\)"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ((1, 28, 28), r"shape \(C, 32, 32\).*got shape \(1, 28, 28\)"),
+        ((2, 32, 32), r"C = 1 or 3, got shape \(2, 32, 32\)"),
+        ((32, 32), r"got shape \(32, 32\)"),
+        ((1, 1, 32, 32), r"got shape \(1, 1, 32, 32\)"),
+    ],
+)
 def test_reconstruction_grid_rejects_bad_shapes(tmp_path, bad, match):
     ok = np.zeros((1, 32, 32))
     with pytest.raises(ValueError, match=match):
@@ -63,13 +68,16 @@ def test_score_histogram_writes_png(tmp_path):
     assert is_png(score_histogram(scores[:300], np.zeros(300, dtype=int), tmp_path / "normal_only.png"))
 
 
-@pytest.mark.parametrize("scores,anomalous,match", [
-    (np.zeros(5), np.zeros(4), "one length"),
-    (np.zeros((5, 2)), np.zeros(5), "1-D"),
-    (np.array([1.0, np.nan]), np.array([0, 1]), "NaN"),
-    (np.array([1.0, 2.0]), np.array([0, 2]), "only 0/1"),
-    (np.zeros(0), np.zeros(0), "no scores"),
-])
+@pytest.mark.parametrize(
+    "scores,anomalous,match",
+    [
+        (np.zeros(5), np.zeros(4), "one length"),
+        (np.zeros((5, 2)), np.zeros(5), "1-D"),
+        (np.array([1.0, np.nan]), np.array([0, 1]), "NaN"),
+        (np.array([1.0, 2.0]), np.array([0, 2]), "only 0/1"),
+        (np.zeros(0), np.zeros(0), "no scores"),
+    ],
+)
 def test_score_histogram_rejects_bad_input(tmp_path, scores, anomalous, match):
     with pytest.raises(ValueError, match=match):
         score_histogram(scores, anomalous, tmp_path / "h.png")
@@ -88,21 +96,24 @@ def test_roc_curves_writes_png(tmp_path):
     assert is_png(roc_curves(curves, tmp_path / "roc.png", title="ADAE, mnist"))
 
 
-@pytest.mark.parametrize("curves,match", [
-    ({}, "non-empty dict"),
-    ({"a": (np.array([0, 1.0]), np.array([0, 0.5, 1.0]), 0.5)}, "one length"),
-    ({"a": (np.array([0, 1.0]), np.array([0, 1.0]))}, r"must be \(fpr, tpr, auc\)"),
-    ({"a": (np.array([0, 2.0]), np.array([0, 1.0]), 0.5)}, r"in \[0, 1\]"),
-    ({"a": (np.array([0, 1.0]), np.array([0, 1.0]), 1.5)}, "AUC 1.5"),
-    ({"a": (np.zeros((2, 2)), np.zeros((2, 2)), 0.5)}, "1-D"),
-])
+@pytest.mark.parametrize(
+    "curves,match",
+    [
+        ({}, "non-empty dict"),
+        ({"a": (np.array([0, 1.0]), np.array([0, 0.5, 1.0]), 0.5)}, "one length"),
+        ({"a": (np.array([0, 1.0]), np.array([0, 1.0]))}, r"must be \(fpr, tpr, auc\)"),
+        ({"a": (np.array([0, 2.0]), np.array([0, 1.0]), 0.5)}, r"in \[0, 1\]"),
+        ({"a": (np.array([0, 1.0]), np.array([0, 1.0]), 1.5)}, "AUC 1.5"),
+        ({"a": (np.zeros((2, 2)), np.zeros((2, 2)), 0.5)}, "1-D"),
+    ],
+)
 def test_roc_curves_rejects_bad_input(tmp_path, curves, match):
     with pytest.raises(ValueError, match=match):
         roc_curves(curves, tmp_path / "roc.png")
 
 
 def test_image_rows_writes_png_and_rejects_bad_shapes(tmp_path):
-    from ganad.figures import image_rows
+    from ganad.evaluation.figures import image_rows
 
     rows = [("most anomalous", images(5, 1)), ("least anomalous", images(3, 1, seed=1))]
     assert is_png(image_rows(rows, tmp_path / "ranked.png", title="class 9"))

@@ -8,17 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganad.checks import build_config
-from ganad.device import seed_everything
 from ganad.methods.ganomaly import Config
 from ganad.methods.ganomaly.model import GANomaly
+from ganad.runtime.device import seed_everything
+from ganad.schema import parse
 
 CPU = torch.device("cpu")
 
 
 def build(**section):
     seed_everything(0)
-    config = build_config(Config, {"latent_dim": 8, "width": 8, "batch_size": 16, **section}, "methods.ganomaly")
+    config = parse(Config, {"latent_dim": 8, "width": 8, "batch_size": 16, **section}, "methods.ganomaly")
     return GANomaly(config, 1, CPU)
 
 
@@ -36,7 +36,7 @@ def test_generator_loss_weights_by_hand():
     loss, parts = m.generator_loss(x, x_hat, z, z_hat, f_real, f_fake)
     assert parts == {"loss_adv": 1.0, "loss_con": 0.625, "loss_enc": 5.0}
     assert loss.item() == pytest.approx(2.0 * 1.0 + 50.0 * 0.625 + 3.0 * 5.0)
-    assert (Config.w_adv, Config.w_con, Config.w_enc) == (1.0, 50.0, 1.0)  # the reference's weights
+    assert (Config().w_adv, Config().w_con, Config().w_enc) == (1.0, 50.0, 1.0)  # the reference's weights
 
 
 def test_discriminator_loss_by_hand():
@@ -56,8 +56,10 @@ def test_one_step_is_a_generator_update_then_a_discriminator_update(batch):
     G, D = copy.deepcopy(m.G).train(), copy.deepcopy(m.D).train()
     x_hat, z, z_hat = G(batch)
     logit_real, logit_fake = D(batch).view(-1), D(x_hat.detach()).view(-1)
-    loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones(16))
-                    + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros(16)))
+    loss_d = 0.5 * (
+        F.binary_cross_entropy_with_logits(logit_real, torch.ones(16))
+        + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros(16))
+    )
     d_grads = torch.autograd.grad(loss_d, list(D.parameters()))
     f_real, f_fake = D[:-1](batch).detach(), D[:-1](x_hat)
     loss_g = F.mse_loss(f_fake, f_real) + 50 * F.l1_loss(x_hat, batch) + F.mse_loss(z_hat, z)
@@ -92,8 +94,10 @@ def test_score_is_the_latent_distance_in_eval_mode(batch):
     m = build()
     for _ in range(3):
         m.train_step(batch)  # BatchNorm running statistics now differ from batch statistics
-    from ganad.images import ImageSet
     import numpy as np
+
+    from ganad.data.images import ImageSet
+
     images = ImageSet(batch, np.zeros(16, dtype=np.int64), np.arange(16))
     scores = m.score(images)
     G = copy.deepcopy(m.G).eval()

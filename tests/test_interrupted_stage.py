@@ -14,12 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
+from test_pipeline import invoke, prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
 from conftest import ROOT
-from test_pipeline import invoke, prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
 ARGS = ["--dataset", "mnist", "--protocol", "leave_one_class_out", "--method", "dcae"]
 EPOCHS = 8
@@ -27,8 +28,14 @@ EPOCHS = 8
 
 def train_process(cwd, stage="train"):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(ROOT / "stages" / f"{stage}.py"), *ARGS], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "stages" / f"{stage}.py"), *ARGS],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def children(pid):
@@ -41,7 +48,7 @@ def children(pid):
 
 def alive(pid):
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return False
     return state != "Z"
@@ -94,7 +101,9 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_models_and_complete_curves
     log = workspace / "reports/training/mnist/leave_one_class_out/dcae/seed0/class3/plots/metrics/train_loss.tsv"
     assert len(log.read_text().splitlines()) - 1 < EPOCHS  # really cut short
 
-    shutil.rmtree(workspace / "models", ignore_errors=True)  # what DVC does to a stage's outputs before it runs it again
+    shutil.rmtree(
+        workspace / "models", ignore_errors=True
+    )  # what DVC does to a stage's outputs before it runs it again
     again = train_process(workspace)
     assert again.wait(timeout=300) == 0, again.stdout.read()
 

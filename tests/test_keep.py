@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ganad.checks import ParamsError
-from ganad.keep import keep
+from ganad.errors import ParamsError
+from ganad.runtime.keep import keep
 
 
 def finished_run(root):
@@ -40,7 +40,9 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
     page = (dest / "results.md").read_text()
     assert page.startswith("# results\n\nKept run `mnist_full`") and "- pixels went through JPEG\n" in page
     assert page.endswith("[table](tables/mnist_one_class_normal.md)\n")
-    assert "About this run" not in keep("mnist_full", "cmd", tmp_path, [], outputs=OUTPUTS).joinpath("RUN.md").read_text()
+    assert (
+        "About this run" not in keep("mnist_full", "cmd", tmp_path, [], outputs=OUTPUTS).joinpath("RUN.md").read_text()
+    )
 
 
 def test_a_stale_run_an_unfinished_one_or_a_bad_name_is_refused(tmp_path):
@@ -61,8 +63,9 @@ def test_the_run_s_own_outputs_do_not_mark_the_commit_dirty_but_a_code_change_do
     import subprocess
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     finished_run(tmp_path)
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
@@ -75,14 +78,16 @@ def test_the_run_s_own_outputs_do_not_mark_the_commit_dirty_but_a_code_change_do
     (tmp_path / "reports/results.md").write_text("new numbers\n")
     assert "uncommitted" not in (keep("a", "cmd", tmp_path, stale=[], outputs=OUTPUTS) / "RUN.md").read_text()
     (tmp_path / "stage.py").write_text("print(2)\n")
-    assert "(with uncommitted changes)" in (keep("a", "cmd", tmp_path, stale=[], outputs=OUTPUTS) / "RUN.md").read_text()
+    assert (
+        "(with uncommitted changes)" in (keep("a", "cmd", tmp_path, stale=[], outputs=OUTPUTS) / "RUN.md").read_text()
+    )
 
 
 def test_the_kept_outputs_are_those_of_the_stages_the_pipeline_defines(tmp_path):
     import subprocess
     import sys
 
-    from ganad.keep import report_outputs
+    from ganad.runtime.keep import report_outputs
 
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "dvc.yaml").write_text(
@@ -91,6 +96,10 @@ def test_the_kept_outputs_are_those_of_the_stages_the_pipeline_defines(tmp_path)
         "      outs:\n        - reports/metrics/${item}.json\n        - data/scores/${item}.csv\n"
         "  report:\n    cmd: echo\n    outs:\n      - reports/results.md\n"
         "      - reports/tables:\n          cache: false\n"
-        "  train:\n    cmd: echo\n    outs:\n      - reports/training/mnist\n")
-    assert report_outputs(tmp_path) == [Path("reports/metrics/mnist.json"), Path("reports/results.md"),
-                                        Path("reports/tables")]
+        "  train:\n    cmd: echo\n    outs:\n      - reports/training/mnist\n"
+    )
+    assert report_outputs(tmp_path) == [
+        Path("reports/metrics/mnist.json"),
+        Path("reports/results.md"),
+        Path("reports/tables"),
+    ]

@@ -88,15 +88,25 @@ def test_kernels_refuse_bad_input():
     with pytest.raises(ValueError, match="shapes"):
         kernels.adam_(a, a.clone(), a.clone(), torch.zeros(2, 3, 5), a[0], 0.1, BETAS, EPS, 1, last=False)
     with pytest.raises(ValueError, match="contiguous"):
-        kernels.adam_(a.transpose(1, 2), a.transpose(1, 2), a.transpose(1, 2), a.transpose(1, 2),
-                      a[0].t(), 0.1, BETAS, EPS, 1, last=False)
+        kernels.adam_(
+            a.transpose(1, 2),
+            a.transpose(1, 2),
+            a.transpose(1, 2),
+            a.transpose(1, 2),
+            a[0].t(),
+            0.1,
+            BETAS,
+            EPS,
+            1,
+            last=False,
+        )
     with pytest.raises(TypeError, match="float32 or float64"):
         h = torch.zeros(2, 4, dtype=torch.float16)
         kernels.adam_(h, h, h, h, h[0], 0.1, BETAS, EPS, 1, last=False)
     w, z, y = torch.zeros(3, 4), torch.zeros(3), torch.zeros(4)
     with pytest.raises(ValueError, match="step 3"):  # the history holds two steps
-        kernels.first_layer_(w, w, torch.zeros(3, 2), torch.zeros(2, 4), z, z, z, y, 0.1, 0.1, BETAS, EPS, 3,
-                             last=True)
+        kernels.first_layer_(w, w, torch.zeros(3, 2), torch.zeros(2, 4), z, z, z, y, 0.1, 0.1, BETAS, EPS, 3, last=True)
     with pytest.raises(ValueError, match="inconsistent shapes"):
-        kernels.first_layer_(w, w, torch.zeros(3, 2), torch.zeros(2, 5), z, z, z, y, 0.1, 0.1, BETAS, EPS, 1,
-                             last=False)
+        kernels.first_layer_(
+            w, w, torch.zeros(3, 2), torch.zeros(2, 5), z, z, z, y, 0.1, 0.1, BETAS, EPS, 1, last=False
+        )

@@ -7,17 +7,29 @@ import pytest
 from scipy.stats import bootstrap
 from sklearn.metrics import roc_auc_score
 
-from ganad.metrics import (_resampled_auroc, auroc_interval, class_metrics, class_metrics_of, headline,
-                           paired_comparisons, seed_summary)
-from ganad.reporting import leak_table
+from ganad.evaluation.metrics import (
+    _resampled_auroc,
+    auroc_interval,
+    class_metrics,
+    class_metrics_of,
+    headline,
+    paired_comparisons,
+    seed_summary,
+)
+from ganad.evaluation.tables import leak_table
 
 
 def detail_table(values: dict[str, list[list[float]]]) -> pd.DataFrame:
     """{method: [[auroc of class 0..C-1] per seed]} as the evaluate stage's table."""
-    rows = [(m, seed, cls, v, v - 0.05, v + 0.05, v, 100, 50)
-            for m, per_seed in values.items() for seed, row in enumerate(per_seed) for cls, v in enumerate(row)]
-    return pd.DataFrame(rows, columns=["method", "seed", "class", "auroc", "auroc_low", "auroc_high", "ap", "n_test",
-                                       "n_anomalous"])
+    rows = [
+        (m, seed, cls, v, v - 0.05, v + 0.05, v, 100, 50)
+        for m, per_seed in values.items()
+        for seed, row in enumerate(per_seed)
+        for cls, v in enumerate(row)
+    ]
+    return pd.DataFrame(
+        rows, columns=["method", "seed", "class", "auroc", "auroc_low", "auroc_high", "ap", "n_test", "n_anomalous"]
+    )
 
 
 def test_mean_and_std_over_seeds_by_hand():
@@ -47,8 +59,14 @@ def test_bootstrap_interval_equals_scipys_with_scikit_learn_and_narrows_with_mor
     y = np.r_[np.zeros(150), np.ones(50)].astype(int)
     s = rng.normal(size=200) + 0.8 * y
     low, high = auroc_interval(y, s, seed=5, n_resamples=300)
-    plain = bootstrap((np.arange(200),), lambda i: roc_auc_score(y[i.astype(int)], s[i.astype(int)]),
-                      vectorized=False, n_resamples=300, method="percentile", random_state=np.random.default_rng(5))
+    plain = bootstrap(
+        (np.arange(200),),
+        lambda i: roc_auc_score(y[i.astype(int)], s[i.astype(int)]),
+        vectorized=False,
+        n_resamples=300,
+        method="percentile",
+        random_state=np.random.default_rng(5),
+    )
     assert (low, high) == pytest.approx(tuple(plain.confidence_interval), abs=1e-12)
     assert low < roc_auc_score(y, s) < high
     y4, s4 = np.tile(y, 4), np.r_[s, s + 1e-6, s + 2e-6, s + 3e-6]
@@ -62,8 +80,18 @@ def test_class_metrics_per_seed_and_class_from_a_score_table():
     for seed in (0, 1):
         for cls in (0, 1):
             y = np.r_[np.zeros(60), np.ones(40)].astype(int)
-            rows.append(pd.DataFrame({"class": cls, "seed": seed, "index": np.arange(100), "label": y,
-                                      "anomalous": y, "score": rng.normal(size=100) + (1 + seed) * y}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "class": cls,
+                        "seed": seed,
+                        "index": np.arange(100),
+                        "label": y,
+                        "anomalous": y,
+                        "score": rng.normal(size=100) + (1 + seed) * y,
+                    }
+                )
+            )
     table = pd.concat(rows)
     detail = class_metrics(table, "m", n_resamples=200)
     assert detail[["seed", "class"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
@@ -77,9 +105,17 @@ def test_class_metrics_in_a_spawned_pool_equal_the_serial_ones():
     """The evaluate stage's pool (spawned: this test process has run torch and OpenMP) gives the serial tables."""
     rng = np.random.default_rng(3)
     y = np.r_[np.zeros(80), np.ones(40)].astype(int)
-    tables = {m: pd.DataFrame({"class": np.repeat([0, 1], 120), "seed": 0, "anomalous": np.tile(y, 2),
-                               "score": rng.normal(size=240) + shift * np.tile(y, 2)})
-              for m, shift in (("a", 0.5), ("b", 1.0), ("c", 2.0))}
+    tables = {
+        m: pd.DataFrame(
+            {
+                "class": np.repeat([0, 1], 120),
+                "seed": 0,
+                "anomalous": np.tile(y, 2),
+                "score": rng.normal(size=240) + shift * np.tile(y, 2),
+            }
+        )
+        for m, shift in (("a", 0.5), ("b", 1.0), ("c", 2.0))
+    }
     serial, pooled = class_metrics_of(tables, processes=1), class_metrics_of(tables, processes=2)
     assert list(pooled) == ["a", "b", "c"]
     for method in tables:
@@ -107,12 +143,14 @@ def test_the_leak_table_sets_disjoint_beside_leaky_per_seed():
 
 
 def test_the_results_page_names_each_datasets_source_and_size():
-    from ganad.config import DatasetParams
-    from ganad.reporting import data_line
+    from ganad.config.params import DatasetParams
+    from ganad.evaluation.tables import data_line
 
     meta = {"n_train": 50000, "n_test": 10000, "channels": 3, "size": 32, "classes": list("abcdefghij")}
     line = data_line("cifar10", DatasetParams(source="npz", npz_path="data/external/cifar10.npz"), meta)
-    assert line == ("- cifar10: 50,000 training-pool and 10,000 test images (3 channels, 32x32, 10 classes) "
-                    "from the npz archive `data/external/cifar10.npz`.")
+    assert line == (
+        "- cifar10: 50,000 training-pool and 10,000 test images (3 channels, 32x32, 10 classes) "
+        "from the npz archive `data/external/cifar10.npz`."
+    )
     line = data_line("mnist", DatasetParams(), dict(meta, n_train=4000, n_test=1000, channels=1))
     assert "4,000 training-pool" in line and "1 channel," in line and "embedded MNIST subset" in line

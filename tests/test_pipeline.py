@@ -1,7 +1,6 @@
 """The stage scripts end to end on a tiny synthetic dataset, in a scratch folder."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -70,21 +69,31 @@ def test_stages_chain_from_data_to_tables(workspace):
     metrics = json.loads((workspace / "reports/metrics/mnist_one_class_normal.json").read_text())
     assert metrics["seeds"] == 2 and set(metrics["dcae"]) == {"auroc", "auroc_std"}
     detail = pd.read_csv(workspace / "reports/metrics/classes/mnist_one_class_normal.csv")
-    assert len(detail) == 4 and (detail["auroc_low"] <= detail["auroc"]).all() and (detail["auroc"] <= detail["auroc_high"]).all()
+    assert (
+        len(detail) == 4
+        and (detail["auroc_low"] <= detail["auroc"]).all()
+        and (detail["auroc"] <= detail["auroc_high"]).all()
+    )
     assert metrics["dcae"]["auroc"] == pytest.approx(detail.groupby("seed")["auroc"].mean().mean(), abs=1e-4)
     table = (workspace / "reports/tables/mnist_one_class_normal.md").read_text()
     assert "dcae" in table and "not yet run" in table and "ours - paper" in table and " ± " in table
     curves = pd.read_csv(workspace / "reports/curves/mnist_one_class_normal_dcae.csv")
     assert set(curves["class"]) == {0, 3} and set(curves["seed"]) == {0, 1} and "train_loss" in set(curves["metric"])
-    assert (workspace / "reports/training/mnist/one_class_normal/dcae/seed1/class3/plots/metrics/train_loss.tsv").exists()
+    assert (
+        workspace / "reports/training/mnist/one_class_normal/dcae/seed1/class3/plots/metrics/train_loss.tsv"
+    ).exists()
 
     page = (workspace / "reports/results.md").read_text()
     assert "## mnist: the leak audit" in page and "## mnist, one-class-normal" in page
-    from ganad.reporting import split_leak  # the page states the overlap the split files hold
+    from ganad.evaluation.tables import split_leak  # the page states the overlap the split files hold
+
     assert f"({split_leak('mnist', 'leave_one_class_out_leaky'):.1%} trained on)" in page
     assert "(0.0% of the test normals were trained on" in page
     assert "figures/mnist_one_class_normal/mnist_one_class_normal_mean_roc.png" in page
-    assert f"- mnist: 600 training-pool and 200 test images (1 channel, 32x32, 10 classes) from the npz archive `{workspace / 'tiny.npz'}`." in page
+    assert (
+        f"- mnist: 600 training-pool and 200 test images (1 channel, 32x32, 10 classes) from the npz archive "
+        f"`{workspace / 'tiny.npz'}`." in page
+    )
     leaky = pd.read_csv(workspace / "data/scores/mnist/leave_one_class_out_leaky/dcae.csv")
     assert set(leaky["seed"]) == {0, 1} and not leaky["index"].equals(scores["index"])
 
@@ -103,11 +112,11 @@ def test_train_resumes_from_finished_checkpoints(workspace):
 def test_a_training_code_change_starts_over_instead_of_resuming(workspace, monkeypatch):
     """A finished checkpoint is resumed only by the code that wrote it: after a change to the method's
     code, `dvc repro` reruns the stage and the stage must train again."""
-    import ganad.pipeline
+    import ganad.engine.jobs
 
     prepare_data("one_class_normal")
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
-    monkeypatch.setattr(ganad.pipeline, "code_version", lambda name: "other code")
+    monkeypatch.setattr(ganad.engine.jobs, "code_version", lambda *modules: "other code")
     (workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors").unlink()
     output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     assert "0/2" in output  # trained from the first epoch
@@ -153,7 +162,7 @@ def test_a_race_on_dvclives_shared_signal_file_loses_nothing(tmp_path, monkeypat
     exists, then deletes it); the loser's FileNotFoundError must not fail a finished class."""
     import dvclive.live
 
-    from ganad.training import TrainingRun
+    from ganad.methods.common.training_run import TrainingRun
 
     def lost_race():
         raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "DVCLIVE_STEP_COMPLETED"))
@@ -164,10 +173,9 @@ def test_a_race_on_dvclives_shared_signal_file_loses_nothing(tmp_path, monkeypat
         run._log({"epoch": 0, "loss": 1.0})
     assert (tmp_path / "curves" / "metrics.json").is_file()
 
-    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", lambda: open(tmp_path / "missing"))
-    with pytest.raises(FileNotFoundError):
-        with TrainingRun(None, "fp", tmp_path / "other") as run:
-            run._open_live()
+    monkeypatch.setattr(dvclive.live, "cleanup_dvclive_step_completed", lambda: (tmp_path / "missing").read_text())
+    with pytest.raises(FileNotFoundError), TrainingRun(None, "fp", tmp_path / "other") as run:
+        run._open_live()
 
 
 def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_path, monkeypatch):
@@ -191,8 +199,7 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
             Image.fromarray(image).save(tmp_path / "shapes" / name / f"{i:02d}.png")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "conf/profile/smoke.yaml").read_text())["methods"]
-    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], 
-                         seeds=[0], audit_protocols=[])
+    params["run"].update(datasets=["shapes"], methods=sorted(REGISTRY), classes=[0, 2], seeds=[0], audit_protocols=[])
     params["data"]["shapes"] = {"source": "folder", "root": str(tmp_path / "shapes"), "test_fraction": 0.25}
     params["split"]["test_size"] = 12
     for method, section in smoke.items():
@@ -225,7 +232,10 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
         assert set(detail["method"]) == ran and set(detail["class"]) == {0, 2}
         table = (tmp_path / f"reports/tables/shapes_{protocol}.md").read_text()
         header = next(line for line in table.splitlines() if line.startswith("| method"))
-        assert [c.strip() for c in header.split("|")[3:5]] == ["bar", "ring"] and "papers report no shapes results" in table
+        assert [c.strip() for c in header.split("|")[3:5]] == [
+            "bar",
+            "ring",
+        ] and "papers report no shapes results" in table
         assert (tmp_path / f"reports/figures/shapes_{protocol}/shapes_{protocol}_mean_roc.png").is_file()
         for method in ran:  # curves carry the job's training seed, not a method's own (a subsample's) seed
             curves = pd.read_csv(tmp_path / f"reports/curves/shapes_{protocol}_{method}.csv")

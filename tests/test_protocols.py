@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from ganad.checks import MissingInput
-from ganad.protocols import anomaly_labels, check_splits, leave_one_class_out, load_split, make_splits, save_splits
-from ganad.sources import DataError
+from ganad.data.protocols import anomaly_labels, check_splits, leave_one_class_out, load_split, make_splits, save_splits
+from ganad.errors import DataError, MissingInput
 
 # Official MNIST class counts: 60,000 training and 10,000 test images.
 MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -92,7 +91,7 @@ def test_the_leaky_protocol_shares_training_and_validation_and_leaks_about_80_pe
     """The leak audit scores one set of models on two test splits: the leaky protocol's training and validation
     images are leave-one-class-out's, its test anomalies too; only the test normals differ, and the share of
     them that training holds, as `leaked_share` measures it, is 0 for the disjoint split and about 80 % for EGBAD's."""
-    from ganad.protocols import LEAKY_PROTOCOL, leaked_share, trained_under
+    from ganad.data.protocols import LEAKY_PROTOCOL, leaked_share, trained_under
 
     labels, n_train = mnist_labels
     disjoint = make_splits("leave_one_class_out", labels, n_train, [0, 7], seed=3)

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from ganad.checks import ParamsError
-from ganad.config import load_params
-from ganad.ranking import rank_collection, rank_params
+from ganad.config.params import load_params, parse_params
+from ganad.errors import ParamsError
+from ganad.studies.ranking import rank_collection, rank_params
+
 from conftest import ROOT, invoke, stage
 
 GRID = 3  # rank.grid_count: collections need at least 6 images
@@ -71,11 +72,23 @@ def workspace(tmp_path, monkeypatch):
     write_images(tmp_path / "images/labelled/bar", ["bar"] * 8, seed=4)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["device"] = "cpu"
-    params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 6, "min_steps": 0, "batch_size": 16,
-                                 "lr": 0.002}
-    params["rank"] = {"normal": "images/normal", "collections": {"flat": "images/flat", "labelled": "images/labelled"},
-                      "normal_label": "disc", "method": "dcae", "val_fraction": 0.1, "grid_count": GRID,
-                      "channels": "auto"}
+    params["methods"]["dcae"] = {
+        "latent_dim": "auto",
+        "width": 8,
+        "epochs": 6,
+        "min_steps": 0,
+        "batch_size": 16,
+        "lr": 0.002,
+    }
+    params["rank"] = {
+        "normal": "images/normal",
+        "collections": {"flat": "images/flat", "labelled": "images/labelled"},
+        "normal_label": "disc",
+        "method": "dcae",
+        "val_fraction": 0.1,
+        "grid_count": GRID,
+        "channels": "auto",
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -159,20 +172,36 @@ def test_a_corrupt_image_is_skipped_with_a_warning_and_the_rest_ranked(workspace
     assert len(table) == 12 and not table["path"].str.contains("broken").any()
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda ws: set_rank(ws, normal="images/missing"), ["rank.normal", "images/missing", "correct the path"]),
-    (lambda ws: set_rank(ws, collections={"flat": "images/nowhere"}),
-     ["rank.collections.flat", "images/nowhere", "correct the path"]),
-    (lambda ws: (ws / "images/labelled/empty").mkdir(),
-     ["rank.collections.labelled", "images/labelled/empty", "add images or remove the folder"]),
-    (lambda ws: set_rank(ws, grid_count=7),
-     ["rank.collections.flat", "rank.grid_count", "fewer than the 14", "lower rank.grid_count to at most 6"]),
-    (lambda ws: set_rank(ws, method="nope"), ["rank.method = 'nope' is invalid", "dcae"]),
-    (lambda ws: set_rank(ws, collections={"my set": "images/flat"}),
-     ["rank.collections", "letters, digits"]),
-    (lambda ws: set_rank(ws, val_fraction=1.5), ["rank.val_fraction = 1.5"]),
-], ids=["missing-normal", "missing-collection", "empty-class", "grid-too-big", "unknown-method", "bad-name",
-        "bad-fraction"])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda ws: set_rank(ws, normal="images/missing"), ["rank.normal", "images/missing", "correct the path"]),
+        (
+            lambda ws: set_rank(ws, collections={"flat": "images/nowhere"}),
+            ["rank.collections.flat", "images/nowhere", "correct the path"],
+        ),
+        (
+            lambda ws: (ws / "images/labelled/empty").mkdir(),
+            ["rank.collections.labelled", "images/labelled/empty", "add images or remove the folder"],
+        ),
+        (
+            lambda ws: set_rank(ws, grid_count=7),
+            ["rank.collections.flat", "rank.grid_count", "fewer than the 14", "lower rank.grid_count to at most 6"],
+        ),
+        (lambda ws: set_rank(ws, method="nope"), ["rank.method = 'nope' is invalid", "dcae"]),
+        (lambda ws: set_rank(ws, collections={"my set": "images/flat"}), ["rank.collections", "letters, digits"]),
+        (lambda ws: set_rank(ws, val_fraction=1.5), ["rank.val_fraction = 1.5"]),
+    ],
+    ids=[
+        "missing-normal",
+        "missing-collection",
+        "empty-class",
+        "grid-too-big",
+        "unknown-method",
+        "bad-name",
+        "bad-fraction",
+    ],
+)
 def test_bad_input_stops_training_before_it_starts(workspace, change, expected):
     change(workspace)
     message = failure("rank_train")
@@ -201,15 +230,21 @@ def test_a_missing_model_names_the_stage_that_trains_it(workspace):
 
 
 def test_params_errors_name_the_key():
-    for section, text in [({"normal": 3}, "rank.normal = 3"), ({"normal": "n", "collections": {}}, "rank.collections"),
-                          ({"normal": "n", "collections": {"a": "b"}, "channels": 2}, "rank.channels = 2"),
-                          ({"normal": "n", "collections": {"a": "b"}, "size": 2}, "unknown key(s) ['size']")]:
-        params = load_params(ROOT / "params.yaml")
-        params.rank = section
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, text in [
+        ({"normal": 3}, "rank.normal = 3"),
+        ({"normal": "n", "collections": {}}, "rank.collections"),
+        ({"normal": "n", "collections": {"a": "b"}, "channels": 2}, "rank.channels = 2"),
+        ({"normal": "n", "collections": {"a": "b"}, "channels": True}, "rank.channels = True"),
+        ({"normal": "n", "collections": {"a": "b"}, "size": 2}, "unknown key(s) ['size']"),
+        ({"collections": {"a": "b"}}, "rank.normal is missing"),
+    ]:
         with pytest.raises(ParamsError, match=re.escape(text)):
-            rank_params(params)
-    params.rank = {"normal": "n", "collections": {"a": "b"}, "normal_label": 1}
+            parse_params({**raw, "rank": section})
+    params = parse_params({**raw, "rank": {"normal": "n", "collections": {"a": "b"}, "normal_label": 1}})
     assert rank_params(params).normal_label == "1"  # a YAML number names the subfolder "1"
+    with pytest.raises(ParamsError, match="rank is missing"):
+        rank_params(parse_params({k: v for k, v in raw.items() if k != "rank"}))
 
 
 def test_the_demo_folders(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from ganad.config import DatasetParams
-from ganad.loaders import fetch, load_embedded, load_folder, load_torchvision
-from ganad.sources import DataError, RawDataset, load_npz
+from ganad.config.params import DatasetParams
+from ganad.data.sources import RawDataset, fetch, load_embedded, load_folder, load_npz, load_torchvision
+from ganad.errors import DataError
 
 
 def declared(**fields) -> DatasetParams:
@@ -102,8 +102,12 @@ def test_torchvision_download_rejects_a_bad_checksum(tmp_path, mirror, monkeypat
 
 def save_npz(path, **overrides):
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_train": np.arange(20) % 10,
-              "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), "y_test": np.arange(10) % 10}
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(20) % 10,
+        "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(10) % 10,
+    }
     arrays.update(overrides)
     np.savez(path, **arrays)
     return arrays
@@ -116,12 +120,15 @@ def test_npz_round_trip(tmp_path):
     assert ds.y_train.dtype == np.int64
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"x_train": np.zeros((20, 28, 28), dtype=np.float32)}, "dtype float32"),
-    ({"x_test": np.zeros((10, 32, 32), dtype=np.uint8)}, r"shape \(32, 32\)"),
-    ({"y_train": np.arange(20) + 5}, "labels span"),
-    ({"y_test": np.arange(7)}, "expected \\(10,\\)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"x_train": np.zeros((20, 28, 28), dtype=np.float32)}, "dtype float32"),
+        ({"x_test": np.zeros((10, 32, 32), dtype=np.uint8)}, r"shape \(32, 32\)"),
+        ({"y_train": np.arange(20) + 5}, "labels span"),
+        ({"y_test": np.arange(7)}, "expected \\(10,\\)"),
+    ],
+)
 def test_npz_bad_content_is_named(tmp_path, overrides, message):
     save_npz(tmp_path / "m.npz", **overrides)
     with pytest.raises(DataError, match=message):
@@ -155,7 +162,7 @@ def test_unknown_torchvision_dataset_and_source():
     with pytest.raises(DataError, match="torchvision.datasets has no dataset 'nosuchset'.*data.nosuchset.torchvision"):
         fetch("nosuchset", declared(source="torchvision"))
     with pytest.raises(DataError, match="unknown source"):
-        fetch("mnist", declared(source="ftp"))
+        fetch("mnist", DatasetParams.model_construct(source="ftp"))  # params refuse it; fetch does too
 
 
 def test_raw_dataset_save_is_loadable(tmp_path, tiny_mnist: RawDataset):
@@ -198,9 +205,14 @@ def test_torchvision_split_datasets_such_as_svhn_read_train_and_test(tmp_path, m
 
 def test_npz_of_a_new_dataset_takes_any_shape_and_its_class_names(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "c.npz", x_train=rng.integers(0, 256, (6, 20, 24, 3), dtype=np.uint8), y_train=np.arange(6) % 3,
-             x_test=rng.integers(0, 256, (3, 20, 24, 3), dtype=np.uint8), y_test=np.arange(3),
-             classes=np.array(["ant", "bee", "cow"]))
+    np.savez(
+        tmp_path / "c.npz",
+        x_train=rng.integers(0, 256, (6, 20, 24, 3), dtype=np.uint8),
+        y_train=np.arange(6) % 3,
+        x_test=rng.integers(0, 256, (3, 20, 24, 3), dtype=np.uint8),
+        y_test=np.arange(3),
+        classes=np.array(["ant", "bee", "cow"]),
+    )
     ds = load_npz("insects", tmp_path / "c.npz")
     assert ds.classes == ["ant", "bee", "cow"] and ds.x_train.shape[1:] == (20, 24, 3)
     ds.save(tmp_path / "again.npz")

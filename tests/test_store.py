@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-
-from ganad import store
 from test_pipeline import invoke, prepare_data, stage, workspace  # noqa: F401  (the workspace fixture)
+
+from ganad.runtime import store
 
 
 class Payload:
@@ -32,9 +32,15 @@ def plant(path, marker):
 
 
 def test_a_tree_round_trips_exactly_and_deterministically(tmp_path):
-    tree = {"w": torch.arange(6.).view(2, 3).t(), "opt": {"state": {0: {"step": torch.tensor(3.)}},
-                                                            "param_groups": [{"betas": (0.5, 0.9), "params": [0]}]},
-            "blob": b"\x00\x01", "arr": np.arange(3), "nan": float("nan"), "none": None, "nested": [1, "a", True]}
+    tree = {
+        "w": torch.arange(6.0).view(2, 3).t(),
+        "opt": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"betas": (0.5, 0.9), "params": [0]}]},
+        "blob": b"\x00\x01",
+        "arr": np.arange(3),
+        "nan": float("nan"),
+        "none": None,
+        "nested": [1, "a", True],
+    }
     store.save(tmp_path / "a", tree)
     store.save(tmp_path / "b", tree)
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
@@ -46,7 +52,7 @@ def test_a_tree_round_trips_exactly_and_deterministically(tmp_path):
         store.save(tmp_path / "c", {"x": Payload("never")})
 
 
-@pytest.mark.parametrize("content", [b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\":", b"not a file at all"])
+@pytest.mark.parametrize("content", [b"", b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":', b"not a file at all"])
 def test_truncated_or_foreign_files_are_refused_by_name(tmp_path, content):
     (tmp_path / "m").write_bytes(content)
     with pytest.raises(store.StoreError, match=r"'.*m' is not a ganad model or checkpoint file"):
@@ -58,8 +64,9 @@ def test_score_stage_refuses_a_planted_pickle_and_runs_nothing(workspace, tmp_pa
     invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     marker = tmp_path / "pwned"
     plant(workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors", marker)
-    result = CliRunner().invoke(stage("score"), ["--dataset", "mnist", "--protocol", "one_class_normal",
-                                                 "--method", "dcae"])
+    result = CliRunner().invoke(
+        stage("score"), ["--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"]
+    )
     assert result.exit_code != 0
     message = str(result.exception)
     assert "class0.safetensors' is not a ganad model" in message and "nothing in it was run" in message
@@ -85,8 +92,9 @@ def test_training_starts_over_from_a_bad_checkpoint(workspace, tmp_path, kind):
         tree["state"] = {"nets": {"net": {"weight": torch.zeros(2)}}}  # a layout this code does not know
         store.save(checkpoint, tree)
     model.unlink()
-    result = CliRunner().invoke(stage("train"), ["--dataset", "mnist", "--protocol",
-                                                                 "one_class_normal", "--method", "dcae"])
+    result = CliRunner().invoke(
+        stage("train"), ["--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"]
+    )
     assert result.exit_code == 0, result.output
     assert "training starts over" in result.stderr
     assert "0/2" in result.stderr or "0/2" in result.output  # trained from the first epoch
@@ -102,5 +110,6 @@ def test_bad_params_in_a_method_section_stop_the_configure_stage(workspace):
     invoke("preprocess", "--dataset", "mnist")  # configure reads the channel count from the prepared meta
     result = CliRunner().invoke(stage("configure"), ["--dataset", "mnist"])
     assert result.exit_code != 0 and "methods.dcae.lr = -1 is invalid: must be a finite number > 0" in str(
-        result.exception)
+        result.exception
+    )
     assert not (workspace / "data/config").exists()

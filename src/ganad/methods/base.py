@@ -1,16 +1,15 @@
 """The interface every anomaly detector implements.
 
 A method is built from its Config (`methods.<name>` in params, checked by
-`ganad.checks.build_config`), fitted on normal training images with a normal
+`ganad.schema.parse`), fitted on normal training images with a normal
 validation slice, and scores images: higher means more anomalous. `save` writes
 what scoring needs (config, weights, what the method chose from data) and `load`
-reads it back; both go through `ganad.store`, so a model file holds tensors and
+reads it back; both go through `ganad.runtime.store`, so a model file holds tensors and
 plain data only. `state_dict` is the full training state that checkpoints keep.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -18,9 +17,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .. import store
-from ..checks import build_config
-from ..images import ImageSet
+from ganad.data.images import ImageSet
+from ganad.methods.common.training_run import TrainingRun
+from ganad.runtime import store
+from ganad.schema import parse
 
 
 class MethodUnavailable(RuntimeError):
@@ -35,7 +35,7 @@ class Method(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
 
-    @classmethod
+    @classmethod  # noqa: B027 (prepare: a hook most methods leave empty)
     def prepare(cls, config) -> None:
         """Once per stage, before any class: get what every class needs (pretrained weights), or raise
         MethodUnavailable saying why it cannot be had. Most methods need nothing."""
@@ -45,9 +45,14 @@ class Method(ABC):
         self.channels = channels
         self.device = device
 
+    def fit(self, train: ImageSet, val: ImageSet, run: TrainingRun | None = None) -> None:
+        """Learn from normal images. `run` keeps checkpoints and curves (`TrainingRun`); without one, nothing is
+        saved or logged on the way (the per-epoch history is still kept in memory)."""
+        self.learn(train, val, run if run is not None else TrainingRun(None, ""))
+
     @abstractmethod
-    def fit(self, train: ImageSet, val: ImageSet, run) -> None:
-        """Learn from normal images; `run` is a `training.TrainingRun` for logging and checkpoints."""
+    def learn(self, train: ImageSet, val: ImageSet, run: TrainingRun) -> None:
+        """What `fit` does: the method's training, resuming from and reporting to `run`."""
 
     @abstractmethod
     def score(self, images: ImageSet) -> np.ndarray:
@@ -72,14 +77,22 @@ class Method(ABC):
         return {}
 
     def save(self, path: Path) -> None:
-        store.save(path, {"method": self.name, "config": dataclasses.asdict(self.config), "channels": self.channels,
-                          "state": self.model_state(), "selected": self.selected()})
+        store.save(
+            path,
+            {
+                "method": self.name,
+                "config": self.config.model_dump(),
+                "channels": self.channels,
+                "state": self.model_state(),
+                "selected": self.selected(),
+            },
+        )
 
     @classmethod
-    def load(cls, path: Path, device: torch.device) -> "Method":
+    def load(cls, path: Path, device: torch.device) -> Method:
         payload = store.load(path)
         if payload.get("method") != cls.name:
             raise store.StoreError(f"'{path}' holds a {payload.get('method')!r} model, not {cls.name}")
-        method = cls(build_config(cls.Config, payload["config"], f"'{path}' config"), int(payload["channels"]), device)
+        method = cls(parse(cls.Config, payload["config"], f"'{path}' config"), int(payload["channels"]), device)
         method.load_model_state(payload["state"])
         return method

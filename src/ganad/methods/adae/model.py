@@ -1,3 +1,4 @@
+# Docs: docs/methods/adae.md (what it computes, its settings, deviations from its paper, budgets).
 """ADAE: adversarial dual autoencoders (Vu et al. 2019), scored by D's reconstruction of G(x).
 
 Generator G and discriminator D are two DCGAN-shaped autoencoders of the same
@@ -48,7 +49,7 @@ Choices that are ours (the paper has no code):
   own loss from that one pass (two backward passes).
 - The last incomplete batch of an epoch is dropped (`drop_last`), so every
   BatchNorm batch has `batch_size` images; batches are reshuffled every epoch.
-- `select: best_val` (the skeleton's, `ganad.neural`) keeps the weights of the epoch
+- `select: best_val` (the skeleton's, `ganad.methods.common.training`) keeps the weights of the epoch
   whose mean score on the normal validation slice was lowest (x -> G -> D reconstructs normal data best, which is
   what the paper's argument for the score needs); `last` (the paper) keeps the
   final epoch. Short runs oscillate as G and D trade places, so the last epoch
@@ -56,7 +57,7 @@ Choices that are ours (the paper has no code):
 - `min_steps` raises the epoch count for small training sets (see
   `training.epochs_for`); 0 keeps the paper's epochs.
 - The epoch loop, checkpoints, validation and scoring loop are the shared
-  skeleton's (`ganad.neural.NeuralMethod`); this module holds the networks, the
+  skeleton's (`ganad.methods.common.training.NeuralMethod`); this module holds the networks, the
   losses, one training step and the score.
 - CPU speed settings (`channels_last`, `adam`, `compile`, `threads`) change how
   the numbers are computed, not what they mean; see benchmarks/bench_adae.py.
@@ -69,10 +70,10 @@ import math
 import numpy as np
 import torch
 
-from ... import nets
-from ...images import ImageSet
-from ...neural import NeuralMethod, per_image_l1, per_image_l2
-from . import Config
+from ganad.data.images import ImageSet
+from ganad.methods.adae import Config
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, per_image_l1, per_image_l2
 
 WEIGHT_FLOOR = 1e-3  # smallest fake-term weight, so that the gradient scale -1/w stays finite
 
@@ -120,14 +121,13 @@ def adae_forward(G: torch.nn.Module, D: torch.nn.Module, x: torch.Tensor, joint_
     fake = G(x)
     if joint_bn:
         out = D(torch.cat([x, fake]))
-        d_real, d_fake = out[:len(x)], out[len(x):]
+        d_real, d_fake = out[: len(x)], out[len(x) :]
         scale, fake_in = None, fake
     else:
         scale = GradScale()
         fake_in = scaled_grad(fake, scale)
         d_real, d_fake = D(x), D(fake_in)
-    return (per_image_l1(x, d_real).mean(), per_image_l1(fake_in, d_fake).mean(), per_image_l1(x, fake).mean(),
-            scale)
+    return (per_image_l1(x, d_real).mean(), per_image_l1(fake_in, d_fake).mean(), per_image_l1(x, fake).mean(), scale)
 
 
 def adae_losses(G: torch.nn.Module, D: torch.nn.Module, x: torch.Tensor):
@@ -224,8 +224,15 @@ class ADAE(NeuralMethod):
             (real_rec - fake_rec + gen_rec if w == 1.0 else real_rec - w * fake_rec + gen_rec).backward()
         self.opt_d.step()
         self.opt_g.step()
-        out = {"loss_d": real - w * fake, "loss_g": gen + fake, "real_rec": real, "fake_rec": fake, "gen_rec": gen,
-               "lr_d": lr_d, "lr_g": lr_g}
+        out = {
+            "loss_d": real - w * fake,
+            "loss_g": gen + fake,
+            "real_rec": real,
+            "fake_rec": fake,
+            "gen_rec": gen,
+            "lr_d": lr_d,
+            "lr_g": lr_g,
+        }
         if cfg.balance in ("gaia", "began"):
             out["fake_weight"] = w
         if cfg.balance == "began":

@@ -54,12 +54,14 @@ def _adam_rows(p, g, m, v, start, mode, ss, b1, ob1, b2, ob2, bc2s, eps):
     for q in range(p.shape[0]):
         if mode == FIRST:
             for i in range(p.shape[1]):
-                p[q, i], m[q, i], v[q, i] = _adam_element(start[i], g[q, i], zero, zero, ss, b1, ob1, b2, ob2,
-                                                          bc2s, eps)
+                p[q, i], m[q, i], v[q, i] = _adam_element(
+                    start[i], g[q, i], zero, zero, ss, b1, ob1, b2, ob2, bc2s, eps
+                )
         elif mode == MIDDLE:
             for i in range(p.shape[1]):
-                p[q, i], m[q, i], v[q, i] = _adam_element(p[q, i], g[q, i], m[q, i], v[q, i], ss, b1, ob1, b2,
-                                                          ob2, bc2s, eps)
+                p[q, i], m[q, i], v[q, i] = _adam_element(
+                    p[q, i], g[q, i], m[q, i], v[q, i], ss, b1, ob1, b2, ob2, bc2s, eps
+                )
         else:
             for i in range(p.shape[1]):
                 p[q, i] = _adam_element(p[q, i], g[q, i], m[q, i], v[q, i], ss, b1, ob1, b2, ob2, bc2s, eps)[0]
@@ -117,9 +119,11 @@ def _first_layer_kernel(steps: int):
     """The first-layer kernel of step `steps`, compiled once per step number (and cached on disk):
     with the step count a constant, the moment replay unrolls and stays in registers."""
     if steps not in _FIRST_LAYER_KERNELS:
+
         @numba.njit(nogil=True, cache=True, error_model="numpy")
-        def first_layer_rows(w, start, z_hist, d_hist, z, zm, zv, y, mode,
-                             ss, b1, ob1, b2, ob2, bc2s, eps, z_ss, z_bc2s):
+        def first_layer_rows(
+            w, start, z_hist, d_hist, z, zm, zv, y, mode, ss, b1, ob1, b2, ob2, bc2s, eps, z_ss, z_bc2s
+        ):
             zero = w.dtype.type(0)
             d = d_hist[steps - 1]
             y[:] = zero
@@ -129,12 +133,10 @@ def _first_layer_kernel(steps: int):
                 z_hist[r, steps - 1] = z_old
                 z_m = zero if mode == FIRST else zm[r]
                 z_v = zero if mode == FIRST else zv[r]
-                z_new, zm[r], zv[r] = _adam_element(z_old, _dot(old, d), z_m, z_v, z_ss, b1, ob1, b2, ob2,
-                                                    z_bc2s, eps)
+                z_new, zm[r], zv[r] = _adam_element(z_old, _dot(old, d), z_m, z_v, z_ss, b1, ob1, b2, ob2, z_bc2s, eps)
                 z[r] = z_new
                 if mode == FIRST:
-                    _row_step_from(w[r], start[r], z_hist[r], d_hist, y, z_new, steps, ss, b1, ob1, b2, ob2,
-                                   bc2s, eps)
+                    _row_step_from(w[r], start[r], z_hist[r], d_hist, y, z_new, steps, ss, b1, ob1, b2, ob2, bc2s, eps)
                 elif mode == MIDDLE:
                     _row_step(w[r], z_hist[r], d_hist, y, z_new, steps, ss, b1, ob1, b2, ob2, bc2s, eps)
                 else:  # the new weights feed the final product only
@@ -151,8 +153,15 @@ def _constants(dtype, lr: float, betas, eps: float, step: int):
     """Adam's scalars in the tensors' dtype: step size lr / (1 - b1^t) and sqrt(1 - b2^t) in double first."""
     cast = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
     b1, b2 = betas
-    return (cast(lr / (1 - b1 ** step)), cast(b1), cast(1 - b1), cast(b2), cast(1 - b2),
-            cast(math.sqrt(1 - b2 ** step)), cast(eps))
+    return (
+        cast(lr / (1 - b1**step)),
+        cast(b1),
+        cast(1 - b1),
+        cast(b2),
+        cast(1 - b2),
+        cast(math.sqrt(1 - b2**step)),
+        cast(eps),
+    )
 
 
 def _arrays(*tensors: torch.Tensor) -> list[np.ndarray]:
@@ -165,25 +174,54 @@ def _arrays(*tensors: torch.Tensor) -> list[np.ndarray]:
     return [t.numpy() for t in tensors]
 
 
-def adam_(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, start: torch.Tensor,
-          lr: float, betas, eps: float, step: int, last: bool) -> None:
+def adam_(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    start: torch.Tensor,
+    lr: float,
+    betas,
+    eps: float,
+    step: int,
+    last: bool,
+) -> None:
     """Adam step `step` (1-based) in place on per-pair tensors p, g, m, v (pairs, *start.shape).
 
     At step 1 the old values are `start` (shared by all pairs) and the moments zero, none of them
     read; at the `last` step m and v are not written.
     """
     if not (p.shape == g.shape == m.shape == v.shape and p.numel() % max(start.numel(), 1) == 0):
-        raise ValueError(f"adam_: shapes {tuple(p.shape)}, {tuple(g.shape)}, {tuple(m.shape)}, {tuple(v.shape)} "
-                         f"must be equal and hold whole copies of {tuple(start.shape)}")
+        raise ValueError(
+            f"adam_: shapes {tuple(p.shape)}, {tuple(g.shape)}, {tuple(m.shape)}, {tuple(v.shape)} "
+            f"must be equal and hold whole copies of {tuple(start.shape)}"
+        )
     pairs = p.numel() // max(start.numel(), 1)
     p_, g_, m_, v_, start_ = _arrays(p, g, m, v, start)
-    _adam_rows(*(a.reshape(pairs, -1) for a in (p_, g_, m_, v_)), start_.reshape(-1), _mode(step, last),
-               *_constants(p.dtype, lr, betas, eps, step))
+    _adam_rows(
+        *(a.reshape(pairs, -1) for a in (p_, g_, m_, v_)),
+        start_.reshape(-1),
+        _mode(step, last),
+        *_constants(p.dtype, lr, betas, eps, step),
+    )
 
 
-def first_layer_(w: torch.Tensor, start: torch.Tensor, z_hist: torch.Tensor, d_hist: torch.Tensor,
-                 z: torch.Tensor, zm: torch.Tensor, zv: torch.Tensor, y: torch.Tensor,
-                 lr_w: float, lr_z: float, betas, eps: float, step: int, last: bool) -> None:
+def first_layer_(
+    w: torch.Tensor,
+    start: torch.Tensor,
+    z_hist: torch.Tensor,
+    d_hist: torch.Tensor,
+    z: torch.Tensor,
+    zm: torch.Tensor,
+    zv: torch.Tensor,
+    y: torch.Tensor,
+    lr_w: float,
+    lr_z: float,
+    betas,
+    eps: float,
+    step: int,
+    last: bool,
+) -> None:
     """Adam step `step` (1-based) on one pair's first layer (see the module doc).
 
     w, start (latent, cols): the pair's weights (written unless `last`) and the trained ones;
@@ -192,13 +230,21 @@ def first_layer_(w: torch.Tensor, start: torch.Tensor, z_hist: torch.Tensor, d_h
     (row step - 1 is this step's); y (cols,): receives z_new @ w_new.
     """
     rows, cols = start.shape
-    if not (w.shape == start.shape and z.shape == zm.shape == zv.shape == (rows,) and y.shape == (cols,)
-            and z_hist.dim() == 2 and z_hist.shape[0] == rows and d_hist.dim() == 2 and d_hist.shape[1] == cols
-            and 1 <= step <= min(z_hist.shape[1], d_hist.shape[0])):
-        raise ValueError(f"first_layer_: inconsistent shapes w {tuple(w.shape)}, start {tuple(start.shape)}, "
-                         f"z {tuple(z.shape)}, z_hist {tuple(z_hist.shape)}, d_hist {tuple(d_hist.shape)}, "
-                         f"y {tuple(y.shape)} at step {step}")
+    if not (
+        w.shape == start.shape
+        and z.shape == zm.shape == zv.shape == (rows,)
+        and y.shape == (cols,)
+        and z_hist.dim() == 2
+        and z_hist.shape[0] == rows
+        and d_hist.dim() == 2
+        and d_hist.shape[1] == cols
+        and 1 <= step <= min(z_hist.shape[1], d_hist.shape[0])
+    ):
+        raise ValueError(
+            f"first_layer_: inconsistent shapes w {tuple(w.shape)}, start {tuple(start.shape)}, "
+            f"z {tuple(z.shape)}, z_hist {tuple(z_hist.shape)}, d_hist {tuple(d_hist.shape)}, "
+            f"y {tuple(y.shape)} at step {step}"
+        )
     w_c = _constants(w.dtype, lr_w, betas, eps, step)
     z_c = _constants(w.dtype, lr_z, betas, eps, step)
-    _first_layer_kernel(step)(*_arrays(w, start, z_hist, d_hist, z, zm, zv, y), _mode(step, last), *w_c,
-                              z_c[0], z_c[5])
+    _first_layer_kernel(step)(*_arrays(w, start, z_hist, d_hist, z, zm, zv, y), _mode(step, last), *w_c, z_c[0], z_c[5])

@@ -1,3 +1,4 @@
+# Docs: docs/methods/adgan.md (what it computes, its settings, deviations from its paper, budgets).
 """ADGAN (Deecke et al., ECML 2018): a WGAN's generator, scored by a latent search (Algorithm 1).
 
 Training: a DCGAN generator (latent `latent_dim`, 256 in the paper, fed as a 256x1x1
@@ -37,11 +38,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ... import nets
-from ...images import ImageSet
-from ...neural import NeuralMethod
-from . import Config
-from .search import BatchedSearch, SearchSettings, auto_pairs_per_batch
+from ganad.data.images import ImageSet
+from ganad.methods.adgan import Config
+from ganad.methods.adgan.search import BatchedSearch, SearchSettings, auto_pairs_per_batch
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod
 
 
 class ADGAN(NeuralMethod):
@@ -84,7 +85,7 @@ class ADGAN(NeuralMethod):
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         eps = torch.rand(len(real), 1, 1, 1, device=self.device)
         mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        grad, = torch.autograd.grad(self._critic(mix).sum(), mix, create_graph=True)
+        (grad,) = torch.autograd.grad(self._critic(mix).sum(), mix, create_graph=True)
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
     def train_step(self, real: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
@@ -142,16 +143,24 @@ class ADGAN(NeuralMethod):
         if n_pairs is not None:
             pairs = max(1, min(pairs, n_pairs))
             workers = max(1, min(workers, -(-n_pairs // pairs)))
-        return SearchSettings(n_seed=cfg.n_seed, k=cfg.k, lr_z=cfg.lr_z, lr_theta=cfg.lr_theta,
-                              betas=(cfg.search_beta1, cfg.search_beta2), pairs_per_batch=pairs,
-                              update_params=cfg.update_params, workers=workers)
+        return SearchSettings(
+            n_seed=cfg.n_seed,
+            k=cfg.k,
+            lr_z=cfg.lr_z,
+            lr_theta=cfg.lr_theta,
+            betas=(cfg.search_beta1, cfg.search_beta2),
+            pairs_per_batch=pairs,
+            update_params=cfg.update_params,
+            workers=workers,
+        )
 
     def _search(self, images: ImageSet, progress: bool = False):
         self._mode(False)
         settings = self.search_settings(len(images) * self.config.n_seed)
         rng = torch.Generator().manual_seed(self.config.search_seed)
-        bar = tqdm(total=len(images) * settings.n_seed, desc="adgan search", unit="pair", leave=False,
-                   disable=not progress)
+        bar = tqdm(
+            total=len(images) * settings.n_seed, desc="adgan search", unit="pair", leave=False, disable=not progress
+        )
         with bar:
             return BatchedSearch(self.generator, settings).run(images.x, generator=rng, progress=bar.update)
 

@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import kernels
+from ganad.methods.adgan import kernels
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,13 @@ class SearchResult:
         return self.neg_log_prior.mean(1)
 
 
-def initial_latents(n_images: int, n_seed: int, latent: int, generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def initial_latents(
+    n_images: int,
+    n_seed: int,
+    latent: int,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """z_0 ~ N(0, I) of shape (n_images, n_seed, latent), drawn on the CPU one image at a time,
     in the order `BatchedSearch.run` draws them itself (so results do not depend on batch sizes)."""
     if n_images == 0:
@@ -185,18 +190,28 @@ class _Act:
 def _parse(generator: nn.Module) -> tuple[list, list[torch.Tensor]]:
     """Layer descriptions, and the trained parameters in the layouts the search stores them in."""
     if not isinstance(generator, nn.Sequential):
-        raise TypeError(f"the batched search needs an nn.Sequential generator as nets.decoder builds, "
-                        f"not {type(generator).__name__}")
+        raise TypeError(
+            f"the batched search needs an nn.Sequential generator as nets.decoder builds, "
+            f"not {type(generator).__name__}"
+        )
     layers, params = [], []
     for m in generator:
         if isinstance(m, nn.ConvTranspose2d):
-            if (m.bias is not None or m.groups != 1 or m.dilation != (1, 1) or m.output_padding != (0, 0)
-                    or m.kernel_size[0] != m.kernel_size[1] or m.stride[0] != m.stride[1]
-                    or m.padding[0] != m.padding[1] or m.padding_mode != "zeros"):
+            if (
+                m.bias is not None
+                or m.groups != 1
+                or m.dilation != (1, 1)
+                or m.output_padding != (0, 0)
+                or m.kernel_size[0] != m.kernel_size[1]
+                or m.stride[0] != m.stride[1]
+                or m.padding[0] != m.padding[1]
+                or m.padding_mode != "zeros"
+            ):
                 raise TypeError(f"unsupported ConvTranspose2d in the generator: {m}")
             channels_last = m.out_channels >= _CHANNELS_LAST_MIN or not layers
-            layers.append(_ConvT(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0],
-                                 channels_last, {}))
+            layers.append(
+                _ConvT(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0], channels_last, {})
+            )
             w = m.weight.detach()
             params.append((w.permute(0, 2, 3, 1) if channels_last else w).contiguous())
         elif isinstance(m, nn.BatchNorm2d):
@@ -212,8 +227,10 @@ def _parse(generator: nn.Module) -> tuple[list, list[torch.Tensor]]:
             raise TypeError(f"the batched search does not know generator layer {type(m).__name__}")
     first = layers[0] if layers else None
     if not (isinstance(first, _ConvT) and first.stride == 1 and first.padding == 0):
-        raise TypeError("the generator must start with a ConvTranspose2d (stride 1, no padding) from the 1x1 "
-                        "latent, as nets.decoder does")
+        raise TypeError(
+            "the generator must start with a ConvTranspose2d (stride 1, no padding) from the 1x1 "
+            "latent, as nets.decoder does"
+        )
     return layers, params
 
 
@@ -222,8 +239,21 @@ def _adam_(params, grads, exp_avgs, exp_avg_sqs, steps, lr: float, betas, eps: f
 
     `steps` must already count this step: all blocks of one tensor share a counter raised once per step.
     """
-    torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=betas[0], beta2=betas[1],
-                       weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+    torch._fused_adam_(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        [],
+        steps,
+        lr=lr,
+        beta1=betas[0],
+        beta2=betas[1],
+        weight_decay=0.0,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 # On a CPU a pair's big weight tensors are updated in blocks of about this many elements (2 MiB in
@@ -254,15 +284,23 @@ class BatchedSearch:
     how the work is cut, never the result.
     """
 
-    def __init__(self, generator: nn.Module, settings: SearchSettings, block_elements: int | None = None,
-                 fused: bool | None = None):
+    def __init__(
+        self,
+        generator: nn.Module,
+        settings: SearchSettings,
+        block_elements: int | None = None,
+        fused: bool | None = None,
+    ):
         self.settings = settings
         self.layers, self.trained = _parse(generator)
         self.latent = self.layers[0].cin
         self.device = self.trained[0].device
         self.dtype = self.trained[0].dtype
-        self.block_elements = block_elements if block_elements is not None else (
-            CPU_BLOCK_ELEMENTS if self.device.type == "cpu" else None)
+        self.block_elements = (
+            block_elements
+            if block_elements is not None
+            else (CPU_BLOCK_ELEMENTS if self.device.type == "cpu" else None)
+        )
         self.fused = self.device.type == "cpu" if fused is None else fused
         if self.fused and self.device.type != "cpu":
             raise ValueError("the fused search kernels run on the CPU only; use fused=False on a GPU")
@@ -278,8 +316,7 @@ class BatchedSearch:
         z and d history (gradients live in one shared block)."""
         if not self._capacity:
             raise RuntimeError("nothing allocated yet: run a search first")
-        state = [t for t in (*self.p, *self.m, *self.v, self.z_hist, self.d_hist)
-                 if t is not None]
+        state = [t for t in (*self.p, *self.m, *self.v, self.z_hist, self.d_hist) if t is not None]
         return sum(t.numel() * t.element_size() for t in state) // self._capacity
 
     # --- buffers and blocks ----------------------------------------------------------------------
@@ -303,8 +340,12 @@ class BatchedSearch:
         self.g_small = {i: torch.empty((capacity, *t.shape), **kw) for i, t in enumerate(self.trained) if t.dim() == 1}
         counts = range(1, capacity + 1) if self.block_elements is not None else [capacity]
         blocked = [t for i, t in enumerate(self.trained) if t.dim() > 1 and (i or not self.fused)]
-        largest = max((q.stop - q.start) * (r.stop - r.start) * t[0].numel() for n in counts
-                      for t in blocked for q, r in self._slices(n, t.shape[0], t[0].numel()))
+        largest = max(
+            (q.stop - q.start) * (r.stop - r.start) * t[0].numel()
+            for n in counts
+            for t in blocked
+            for q, r in self._slices(n, t.shape[0], t[0].numel())
+        )
         self.scratch = torch.empty(largest, **kw)
         # z, its gradient and Adam moments, and the first layer's product (two: this step's, the next)
         self.z, self.dz, self.zm, self.zv = (torch.empty(capacity, self.latent, **kw) for _ in range(4))
@@ -334,19 +375,31 @@ class BatchedSearch:
                 single = rs != slice(0, rows)  # a row block of one pair
                 views = [b[ps, rs].view(shape) for b in (self.p[i], self.m[i], self.v[i])]
                 # gradient space: the shared scratch for weights; BatchNorm's are in g_small
-                views.insert(1, self.scratch[:views[0].numel()].view(shape) if self.trained[i].dim() > 1
-                             else self.g_small[i][ps].view(shape))
+                views.insert(
+                    1,
+                    self.scratch[: views[0].numel()].view(shape)
+                    if self.trained[i].dim() > 1
+                    else self.g_small[i][ps].view(shape),
+                )
                 extra = {}
                 if i == 0:
-                    extra = {"z": self.z[ps, rs], "dz": self.dz[ps, rs], "zm": self.zm[ps, rs],
-                             "zv": self.zv[ps, rs], "y": self.y[next_y][ps]}
+                    extra = {
+                        "z": self.z[ps, rs],
+                        "dz": self.dz[ps, rs],
+                        "zm": self.zm[ps, rs],
+                        "zv": self.zv[ps, rs],
+                        "y": self.y[next_y][ps],
+                    }
                     if single:
                         extra["z_row"], extra["dz"] = self.z[ps, rs], self.dz[ps.start, rs]
                 if single:
                     views = [t[0] if t is not None else None for t in views]
                 trained = self.trained[i][rs].reshape(shape[1], cols)
-                blocks.append(_Block(ps.start if single else None, ps, rs, *views,
-                                     trained if single else trained.unsqueeze(0), extra))
+                blocks.append(
+                    _Block(
+                        ps.start if single else None, ps, rs, *views, trained if single else trained.unsqueeze(0), extra
+                    )
+                )
             self._plans[key] = blocks
         return self._plans[key]
 
@@ -411,9 +464,10 @@ class BatchedSearch:
             index, o = layer.col_index(size, h.device)
             out = torch.zeros(n, o * o + 1, layer.cout, dtype=h.dtype, device=h.device)
             out.index_add_(1, index, cols.view(n, -1, layer.cout))
-            return out[:, :o * o].view(n, o, o, layer.cout)
-        out = F.fold(cols.transpose(1, 2), (layer.out_size(size),) * 2, layer.kernel, stride=layer.stride,
-                     padding=layer.padding)
+            return out[:, : o * o].view(n, o, o, layer.cout)
+        out = F.fold(
+            cols.transpose(1, 2), (layer.out_size(size),) * 2, layer.kernel, stride=layer.stride, padding=layer.padding
+        )
         return out.permute(0, 2, 3, 1)
 
     @staticmethod
@@ -423,7 +477,7 @@ class BatchedSearch:
         if layer.channels_last:
             index, o = layer.col_index(size, d_out.device)
             d_ext = torch.zeros(n, o * o + 1, layer.cout, dtype=d_out.dtype, device=d_out.device)
-            d_ext[:, :o * o].view(n, o, o, layer.cout).copy_(d_out)
+            d_ext[:, : o * o].view(n, o, o, layer.cout).copy_(d_out)
             return d_ext.index_select(1, index).view(n, size * size, layer.cols)
         d_cols = F.unfold(d_out.permute(0, 3, 1, 2), layer.kernel, stride=layer.stride, padding=layer.padding)
         return d_cols.transpose(1, 2)
@@ -434,8 +488,9 @@ class BatchedSearch:
         """Adam step `step` (1-based) on one block of parameter tensor i, whose gradient is in block.g."""
         s = self.settings
         if self.fused:
-            kernels.adam_(block.p, block.g, block.m, block.v, block.trained, s.lr_theta, s.betas, s.eps, step,
-                          last=step == s.k)
+            kernels.adam_(
+                block.p, block.g, block.m, block.v, block.trained, s.lr_theta, s.betas, s.eps, step, last=step == s.k
+            )
             return
         if step == 1:
             self._start(block)
@@ -446,7 +501,6 @@ class BatchedSearch:
 
         Each layer's input gradient is computed from its weights before they change.
         """
-        s = self.settings
         n = diff.shape[0]
         torch._foreach_add_(self.steps, 1)
         self.z_step.add_(1)
@@ -461,16 +515,18 @@ class BatchedSearch:
                 torch.sum(d * acts[li], dim=(1, 2), out=gamma.g.view(n, -1))
                 torch.sum(d, dim=(1, 2), out=beta.g.view(n, -1))
                 # gamma before its step: the trained values at the first step
-                d = d * ((gamma.p if step > 1 else gamma.trained).view(-1, 1, 1, layer.inv_std.shape[0])
-                         * layer.inv_std)
+                d = d * (
+                    (gamma.p if step > 1 else gamma.trained).view(-1, 1, 1, layer.inv_std.shape[0]) * layer.inv_std
+                )
                 self._update(gamma, pi, step)
                 self._update(beta, pi + 1, step)
             else:
                 d = self._convt_backward_update(layer, pi, acts[li], d, step)
         self._first_backward_update(d.reshape(n, -1), next_y, step)
 
-    def _convt_backward_update(self, layer: _ConvT, pi: int, h: torch.Tensor, d_out: torch.Tensor,
-                               step: int) -> torch.Tensor:
+    def _convt_backward_update(
+        self, layer: _ConvT, pi: int, h: torch.Tensor, d_out: torch.Tensor, step: int
+    ) -> torch.Tensor:
         n, size = h.shape[0], h.shape[1]
         pixels = size * size
         d_cols = self._im2col(layer, d_out, size)  # (n, pixels, cols)
@@ -496,9 +552,22 @@ class BatchedSearch:
             self.d_hist[:n, step - 1].copy_(d)
             y, trained = self.y[next_y], self.trained[0].view(self.latent, -1)
             for q in range(n):
-                kernels.first_layer_(self.p[0][q].view(self.latent, -1), trained, self.z_hist[q], self.d_hist[q],
-                                     self.z[q], self.zm[q], self.zv[q], y[q], s.lr_theta, s.lr_z, s.betas, s.eps,
-                                     step, last=step == s.k)
+                kernels.first_layer_(
+                    self.p[0][q].view(self.latent, -1),
+                    trained,
+                    self.z_hist[q],
+                    self.d_hist[q],
+                    self.z[q],
+                    self.zm[q],
+                    self.zv[q],
+                    y[q],
+                    s.lr_theta,
+                    s.lr_z,
+                    s.betas,
+                    s.eps,
+                    step,
+                    last=step == s.k,
+                )
             return
         for block in self._plan(0, n, next_y):
             if step == 1:
@@ -536,7 +605,7 @@ class BatchedSearch:
             else:
                 size = acts[li].shape[1]
                 d_cols = self._im2col(layer, d, size)
-                d = (d_cols.reshape(n * size * size, -1) @ self.trained[pi].reshape(layer.cin, -1).t())
+                d = d_cols.reshape(n * size * size, -1) @ self.trained[pi].reshape(layer.cin, -1).t()
                 d = d.view(n, size, size, layer.cin)
         dz = d.reshape(n, -1) @ self.trained[0].view(self.latent, -1).t()
         zs[2].add_(1)
@@ -592,11 +661,11 @@ class BatchedSearch:
                 parts.append(zi.to(device=self.device, dtype=self.dtype))
                 drawn += 1
             zb = torch.cat(parts)
-            zb, pending = zb[:stop - start], zb[stop - start:]
+            zb, pending = zb[: stop - start], zb[stop - start :]
             xb = x[torch.arange(start, stop) // s.n_seed].to(device=self.device, dtype=self.dtype)
             yield start, stop, zb, xb
 
-    def _worker_copies(self, n: int) -> list["BatchedSearch"]:
+    def _worker_copies(self, n: int) -> list[BatchedSearch]:
         """This search and n - 1 copies that share its layers and trained weights but own their buffers."""
         size = 1
         for layer in self.layers:  # build the col2im indices here rather than racing in the workers
@@ -611,8 +680,9 @@ class BatchedSearch:
         return copies
 
     @torch.no_grad()
-    def run(self, x: torch.Tensor, z0: torch.Tensor | None = None, generator: torch.Generator | None = None,
-            progress=None) -> SearchResult:
+    def run(
+        self, x: torch.Tensor, z0: torch.Tensor | None = None, generator: torch.Generator | None = None, progress=None
+    ) -> SearchResult:
         """Search every image of x (N, C, H, W), from z0 (N, n_seed, latent) or latents drawn with `generator`.
 
         Pairs are taken in order (image 0's seeds, then image 1's, ...) `pairs_per_batch` at a time;
@@ -682,4 +752,3 @@ def auto_pairs_per_batch(generator: nn.Module, device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(1, min(4096, 0.3 * free // max(per_pair, 1))))
     return int(max(8, min(256, (128 << 20) // max(per_pair, 1))))
-

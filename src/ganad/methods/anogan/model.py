@@ -1,3 +1,4 @@
+# Docs: docs/methods/anogan.md (what it computes, its settings, deviations from its paper, budgets).
 """AnoGAN (Schlegl et al., IPMI 2017): a DCGAN trained on normal images, scored by a latent search.
 
 Training: a DCGAN generator G (latent `latent_dim`, 100 in the references, fed as a
@@ -29,12 +30,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ... import nets
-from ...images import ImageSet
-from ...neural import NeuralMethod, torch_threads
-from ...training import batches
-from . import Config
-from .search import SearchSettings, initial_latents, search, search_nets
+from ganad.data.images import ImageSet
+from ganad.methods.anogan import Config
+from ganad.methods.anogan.search import SearchSettings, initial_latents, search, search_nets
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, batches, torch_threads
 
 
 class AnoGAN(NeuralMethod):
@@ -61,8 +61,9 @@ class AnoGAN(NeuralMethod):
         # discriminator: real -> 1, G(z) -> 0
         fake = self.G(torch.randn(n, self.config.latent_dim, 1, 1, device=self.device))
         logit_real, logit_fake = self._logits(x), self._logits(fake.detach())
-        loss_d = F.binary_cross_entropy_with_logits(logit_real, ones) + \
-            F.binary_cross_entropy_with_logits(logit_fake, zeros)
+        loss_d = F.binary_cross_entropy_with_logits(logit_real, ones) + F.binary_cross_entropy_with_logits(
+            logit_fake, zeros
+        )
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -71,8 +72,12 @@ class AnoGAN(NeuralMethod):
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(logit_real).mean().item(), "d_fake": torch.sigmoid(logit_fake).mean().item()}
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "d_real": torch.sigmoid(logit_real).mean().item(),
+            "d_fake": torch.sigmoid(logit_fake).mean().item(),
+        }
 
     def epoch_metrics(self, epoch: int, last: bool, train: ImageSet, val: ImageSet) -> dict[str, float]:
         if not len(val):
@@ -84,10 +89,13 @@ class AnoGAN(NeuralMethod):
 
     def search_settings(self) -> SearchSettings:
         cfg = self.config
-        return SearchSettings(steps=cfg.search_steps, lam=cfg.lam, weighting=cfg.weighting,
-                              lr=tuple((float(u), float(lr)) for u, lr in cfg.search_lr),
-                              betas=(cfg.search_beta1, cfg.search_beta2))
-
+        return SearchSettings(
+            steps=cfg.search_steps,
+            lam=cfg.lam,
+            weighting=cfg.weighting,
+            lr=tuple((float(u), float(lr)) for u, lr in cfg.search_lr),
+            betas=(cfg.search_beta1, cfg.search_beta2),
+        )
 
     def score(self, images: ImageSet) -> np.ndarray:
         """One search per image, `search_batch_size` images at a time; image i's starting latent depends on
@@ -96,11 +104,22 @@ class AnoGAN(NeuralMethod):
         self._mode(False)
         G, features = search_nets(self.G, self.D, cfg.channels_last)
         settings, out = self.search_settings(), []
-        with torch_threads(cfg.threads), tqdm(total=len(images), desc="anogan search", unit="image",
-                                              leave=False, disable=len(images) < cfg.search_batch_size) as bar:
+        with (
+            torch_threads(cfg.threads),
+            tqdm(
+                total=len(images),
+                desc="anogan search",
+                unit="image",
+                leave=False,
+                disable=len(images) < cfg.search_batch_size,
+            ) as bar,
+        ):
             for idx in batches(len(images), cfg.search_batch_size, shuffle=False):
-                x = images.x[idx].to(self.device).contiguous(memory_format=torch.channels_last if cfg.channels_last
-                                                             else torch.contiguous_format)
+                x = (
+                    images.x[idx]
+                    .to(self.device)
+                    .contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+                )
                 z0 = initial_latents(len(idx), cfg.latent_dim, cfg.search_seed, cfg.init_truncation, int(idx[0]))
                 out.append(search(G, features, x, z0.to(self.device), settings)[0].cpu())
                 bar.update(len(idx))

@@ -63,8 +63,11 @@ def fold_batchnorm(net: nn.Sequential) -> nn.Sequential:
     layers, out, i = list(net), [], 0
     while i < len(layers):
         layer = copy.deepcopy(layers[i]).eval()
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and i + 1 < len(layers) \
-                and isinstance(layers[i + 1], nn.BatchNorm2d):
+        if (
+            isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d))
+            and i + 1 < len(layers)
+            and isinstance(layers[i + 1], nn.BatchNorm2d)
+        ):
             layer = fuse_conv_bn_eval(layer, layers[i + 1].eval(), transpose=isinstance(layer, nn.ConvTranspose2d))
             i += 1
         out.append(layer)
@@ -79,8 +82,9 @@ def search_nets(G: nn.Sequential, D: nn.Sequential, channels_last: bool = True) 
     return fold_batchnorm(G).to(memory_format=fmt), fold_batchnorm(D[:-1]).to(memory_format=fmt)
 
 
-def anogan_loss(G: nn.Module, features: nn.Module, x: torch.Tensor, fx: torch.Tensor, z: torch.Tensor,
-                settings: SearchSettings) -> torch.Tensor:
+def anogan_loss(
+    G: nn.Module, features: nn.Module, x: torch.Tensor, fx: torch.Tensor, z: torch.Tensor, settings: SearchSettings
+) -> torch.Tensor:
     """L(z) per image: the weighted L1 residual and L1 feature distance (sums over pixels and features)."""
     w_res, w_feat = settings.weights
     gz = G(z)
@@ -100,8 +104,9 @@ def initial_latents(n: int, latent: int, seed: int, truncation: float = 2.0, fir
     return out.view(n, latent, 1, 1)
 
 
-def search(G: nn.Module, features: nn.Module, x: torch.Tensor, z0: torch.Tensor, settings: SearchSettings
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def search(
+    G: nn.Module, features: nn.Module, x: torch.Tensor, z0: torch.Tensor, settings: SearchSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The batched search: (scores (N,), final z) for images x (N, C, H, W) from latents z0 (N, latent, 1, 1).
 
     G and features are evaluated once per step for the whole batch; pass them frozen and in eval mode
@@ -122,12 +127,13 @@ def search(G: nn.Module, features: nn.Module, x: torch.Tensor, z0: torch.Tensor,
         return anogan_loss(G, features, x, fx, z, settings), z.detach()
 
 
-def search_loop(G: nn.Module, features: nn.Module, x: torch.Tensor, z0: torch.Tensor, settings: SearchSettings
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def search_loop(
+    G: nn.Module, features: nn.Module, x: torch.Tensor, z0: torch.Tensor, settings: SearchSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The plain way: one image at a time, its own z and Adam. Same result as `search`."""
     scores, zs = [], []
     for i in range(len(x)):
-        s, z = search(G, features, x[i:i + 1], z0[i:i + 1], settings)
+        s, z = search(G, features, x[i : i + 1], z0[i : i + 1], settings)
         scores.append(s)
         zs.append(z)
     return torch.cat(scores), torch.cat(zs)

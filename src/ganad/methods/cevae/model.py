@@ -1,3 +1,4 @@
+# Docs: docs/methods/cevae.md (what it computes, its settings, deviations from its paper, budgets).
 """ceVAE: a context-encoding VAE (Zimmerer et al., arXiv:1812.05941), as the MOOD 2020 code builds it.
 
 One encoder and one decoder serve two branches:
@@ -37,7 +38,7 @@ Where we differ from the MOOD code, and why:
   filled with exactly 0 stays clean; we keep a boolean mask.
 - The encoder gives mu and the log-variance (the project's VAE convention) where MOOD's gives log std;
   the same Gaussian family.
-- The network is the DCGAN backbone of `vae` and `dcae` (`ganad.nets`, with BatchNorm), so that AE,
+- The network is the DCGAN backbone of `vae` and `dcae` (`ganad.methods.common.nets`, with BatchNorm), so that AE,
   VAE and ceVAE differ in their objective only; the DKFZ networks have no normalisation. BatchNorm's
   running statistics, which scoring uses, come from the clean batches of the VAE branch: the CE pass
   normalises with its own batch statistics but does not update them (with ce_factor 1, the CE
@@ -55,15 +56,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ... import nets
-from ...neural import NeuralMethod, per_image_l1
-from . import Config
+from ganad.methods.cevae import Config
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, per_image_l1
 
 MAX_SQUARES = 3  # MOOD's n_squares=(0, 3)
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite
 
 
 # --- the context-encoding corruption ---------------------------------------------------------------
+
 
 @dataclass
 class Squares:
@@ -117,6 +119,7 @@ def erase_squares(x: torch.Tensor, squares: Squares) -> torch.Tensor:
 
 # --- networks and losses ---------------------------------------------------------------------------
 
+
 class CEVAENet(nn.Module):
     """The encoder (x -> mu, logvar) and decoder (z -> x_hat in [-1, 1]) both branches share."""
 
@@ -151,6 +154,7 @@ def running_statistics_kept(net: nn.Module):
 
 
 # --- the method ------------------------------------------------------------------------------------
+
 
 class CEVAE(NeuralMethod):
     name = "cevae"

@@ -1,3 +1,4 @@
+# Docs: docs/methods/dcae.md (what it computes, its settings, deviations from its paper, budgets).
 """DCAE: a DCGAN-shaped convolutional autoencoder scored by its reconstruction error.
 
 ADGAN's Table 1 lists it without training details; we train with MSE and Adam
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ... import nets
-from ...neural import NeuralMethod, per_image_mse
-from . import Config
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, per_image_mse
+from ganad.methods.dcae import Config
 
 
 class DCAE(NeuralMethod):

@@ -1,4 +1,5 @@
-"""EGBAD (Zenati, Foo, Lecouat, Manek, Chandrasekhar, ICLR-W 2018): a BiGAN (`ganad.bigan`), scored as
+# Docs: docs/methods/egbad.md (what it computes, its settings, deviations from its paper, budgets).
+"""EGBAD (Zenati, Foo, Lecouat, Manek, Chandrasekhar, ICLR-W 2018): a BiGAN (`ganad.methods.common.bigan`), scored as
 EGBAD's code scores it.
 
 Score, with the moving-average weights in eval mode (BatchNorm on running statistics,
@@ -16,8 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...bigan import BiGANMethod
-from . import Config
+from ganad.methods.common.bigan import BiGANMethod
+from ganad.methods.egbad import Config
 
 
 class EGBAD(BiGANMethod):

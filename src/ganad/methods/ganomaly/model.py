@@ -1,3 +1,4 @@
+# Docs: docs/methods/ganomaly.md (what it computes, its settings, deviations from its paper, budgets).
 """GANomaly (Akcay, Atapour-Abarghouei, Breckon, ACCV 2018), as the reference code's HEAD trains it.
 
 Networks (`nets.encoder` / `nets.decoder`, DCGAN init, no biases):
@@ -36,9 +37,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ... import nets
-from ...neural import NeuralMethod, per_image_mse
-from . import Config
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, per_image_mse
+from ganad.methods.ganomaly import Config
 
 
 class Generator(torch.nn.Module):
@@ -87,8 +88,10 @@ class GANomaly(NeuralMethod):
     @staticmethod
     def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
         """(BCE(D(x), 1) + BCE(D(x_hat), 0)) / 2."""
-        return 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                      + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+        return 0.5 * (
+            F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+            + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+        )
 
     def train_step(self, x: torch.Tensor, epoch: int = 0, step: int = 0) -> dict[str, float]:
         cfg = self.config

@@ -1,14 +1,16 @@
 """Gaussian mixture on PCA features of the pixels (ADGAN Table 1); the maths is in `model.py`."""
 
-from dataclasses import dataclass
+from typing import Literal
 
-from ...checks import PAPER_COMPONENTS, FeatureConfig, one_of, positive, positive_int, positive_ints
+from pydantic import Field
+
+from ganad.methods.configs import PAPER_COMPONENTS, FeatureConfig
+from ganad.schema import Float, Int, PositiveInt
 
 
-@dataclass
 class Config(FeatureConfig):
-    pca_criterion: str = one_of("detector", ["detector", "ppca"])
-    components: list = positive_ints(PAPER_COMPONENTS)
-    covariance_type: str = one_of("diag", ["full", "tied", "diag", "spherical"])
-    reg_covar: float = positive(1e-6)
-    max_iter: int = positive_int(100)
+    pca_criterion: Literal["detector", "ppca"] = "detector"
+    components: list[PositiveInt] = Field(PAPER_COMPONENTS, min_length=1)
+    covariance_type: Literal["full", "tied", "diag", "spherical"] = "diag"
+    reg_covar: Float = Field(1e-6, gt=0)
+    max_iter: Int = Field(100, gt=0)

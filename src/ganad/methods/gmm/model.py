@@ -1,9 +1,10 @@
+# Docs: docs/methods/gmm.md (what it computes, its settings, deviations from its paper, budgets).
 """Gaussian mixture on PCA features of the pixels (ADGAN 4.2)."""
 
 from sklearn.mixture import GaussianMixture
 
-from ...features import FeatureDetector
-from . import Config
+from ganad.methods.common.features.detectors import FeatureDetector
+from ganad.methods.gmm import Config
 
 
 class GMM(FeatureDetector):
@@ -27,14 +28,20 @@ class GMM(FeatureDetector):
         for c in sorted(set(cfg.components)):
             if c > len(z):
                 break
-            gmm = GaussianMixture(c, covariance_type=cfg.covariance_type, reg_covar=cfg.reg_covar,
-                                  max_iter=cfg.max_iter, random_state=seed).fit(z)
+            gmm = GaussianMixture(
+                c,
+                covariance_type=cfg.covariance_type,
+                reg_covar=cfg.reg_covar,
+                max_iter=cfg.max_iter,
+                random_state=seed,
+            ).fit(z)
             bic = gmm.bic(z)
             if best is None or bic < best[0]:
                 best = (bic, c, gmm)
         if best is None:
-            raise ValueError(f"gmm: {len(z)} training images are fewer than the smallest component count "
-                             f"{min(cfg.components)}")
+            raise ValueError(
+                f"gmm: {len(z)} training images are fewer than the smallest component count {min(cfg.components)}"
+            )
         return best[2], {"components": int(best[1])}
 
     def detector_loglik(self, detector, z):

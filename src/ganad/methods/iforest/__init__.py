@@ -1,10 +1,10 @@
 """Isolation Forest on PCA features of the pixels (ADGAN Table 1); the maths is in `model.py`."""
 
-from dataclasses import dataclass
+from pydantic import Field
 
-from ...checks import FeatureConfig, positive_int
+from ganad.methods.configs import FeatureConfig
+from ganad.schema import Int
 
 
-@dataclass
 class Config(FeatureConfig):
-    n_estimators: int = positive_int(100)
+    n_estimators: Int = Field(100, gt=0)

@@ -1,9 +1,10 @@
+# Docs: docs/methods/iforest.md (what it computes, its settings, deviations from its paper, budgets).
 """Isolation Forest on PCA features of the pixels (ADGAN 4.2)."""
 
 from sklearn.ensemble import IsolationForest
 
-from ...features import FeatureDetector
-from . import Config
+from ganad.methods.common.features.detectors import FeatureDetector
+from ganad.methods.iforest import Config
 
 
 class IForest(FeatureDetector):

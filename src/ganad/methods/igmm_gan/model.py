@@ -1,7 +1,8 @@
+# Docs: docs/methods/igmm_gan.md (what it computes, its settings, deviations from its paper, budgets).
 """IGMM-GAN (Gray, Smolyak, Badirli, Mohler 2018): a BiGAN with a reconstruction term, and an infinite
 Gaussian mixture on the encodings of the normal training images.
 
-Network: the BiGAN of `ganad.bigan` with `w_rec` x mean (x - G(E(x)))^2 added to the
+Network: the BiGAN of `ganad.methods.common.bigan` with `w_rec` x mean (x - G(E(x)))^2 added to the
 encoder/generator loss, as the authors' public network code (mnist_gex.py) does.
 
 Mixture (ours: the public code contains no mixture step, so its settings are parameters
@@ -26,10 +27,10 @@ import numpy as np
 import torch
 from sklearn.mixture import BayesianGaussianMixture
 
-from ...bigan import BiGANMethod
-from ...images import ImageSet
-from ...neural import per_image_mse
-from . import Config
+from ganad.data.images import ImageSet
+from ganad.methods.common.bigan import BiGANMethod
+from ganad.methods.common.training import per_image_mse
+from ganad.methods.igmm_gan import Config
 
 
 def full_precision_cholesky(mixture: BayesianGaussianMixture) -> np.ndarray:
@@ -79,8 +80,8 @@ class IGMMGAN(BiGANMethod):
         out = self.map_batches(val.x, lambda xb: per_image_mse(G(self.encode(xb)), xb).double().cpu())
         return {"val_score": float(torch.cat(out).mean())}
 
-    def fit(self, train: ImageSet, val: ImageSet, run) -> None:
-        super().fit(train, val, run)
+    def learn(self, train: ImageSet, val: ImageSet, run) -> None:
+        super().learn(train, val, run)
         self.fit_mixture(self.encodings(train), self.encodings(val))
 
     def fit_mixture(self, z: np.ndarray, z_val: np.ndarray) -> None:
@@ -92,17 +93,27 @@ class IGMMGAN(BiGANMethod):
         check = z_val if len(z_val) else z  # what the covariance type is chosen on
         best = None
         for cov in cfg.covariance_types:
-            bgm = BayesianGaussianMixture(n_components=cfg.components, covariance_type=cov,
-                                          weight_concentration_prior_type="dirichlet_process",
-                                          weight_concentration_prior=cfg.concentration, reg_covar=cfg.reg_covar,
-                                          max_iter=cfg.max_iter, random_state=cfg.mixture_seed).fit(z)
+            bgm = BayesianGaussianMixture(
+                n_components=cfg.components,
+                covariance_type=cov,
+                weight_concentration_prior_type="dirichlet_process",
+                weight_concentration_prior=cfg.concentration,
+                reg_covar=cfg.reg_covar,
+                max_iter=cfg.max_iter,
+                random_state=cfg.mixture_seed,
+            ).fit(z)
             held_out = float(log_likelihood(check, bgm.weights_, bgm.means_, full_precision_cholesky(bgm)).mean())
             if best is None or held_out > best[0]:
                 best = (held_out, cov, bgm)
         held_out, cov, bgm = best
-        self.mixture = {"weights": bgm.weights_.copy(), "means": bgm.means_.copy(),
-                        "prec_chol": full_precision_cholesky(bgm).copy(), "covariance_type": cov,
-                        "val_loglik": held_out, "converged": bool(bgm.converged_)}
+        self.mixture = {
+            "weights": bgm.weights_.copy(),
+            "means": bgm.means_.copy(),
+            "prec_chol": full_precision_cholesky(bgm).copy(),
+            "covariance_type": cov,
+            "val_loglik": held_out,
+            "converged": bool(bgm.converged_),
+        }
 
     def _active(self) -> np.ndarray:
         return np.flatnonzero(self.mixture["weights"] >= self.config.active_weight)
@@ -121,8 +132,12 @@ class IGMMGAN(BiGANMethod):
         out = super().selected()
         if self.mixture is not None:
             m = self.mixture
-            out.update(covariance_type=m["covariance_type"], clusters=int(len(self._active())),
-                       val_loglik=round(m["val_loglik"], 4), converged=m["converged"])
+            out.update(
+                covariance_type=m["covariance_type"],
+                clusters=int(len(self._active())),
+                val_loglik=round(m["val_loglik"], 4),
+                converged=m["converged"],
+            )
         return out
 
     def _restore_selected(self, selected: dict) -> None:

@@ -1,10 +1,7 @@
-"""KDE on PCA features of the pixels (ADGAN Table 1); the detector is `ganad.features.KDEDetector`."""
+"""KDE on PCA features of the pixels (ADGAN Table 1); the detector is `ganad.methods.common.features.KDEDetector`."""
 
-from dataclasses import dataclass
-
-from ...checks import KDEConfig
+from ganad.methods.configs import KDEConfig
 
 
-@dataclass
 class Config(KDEConfig):
     pass

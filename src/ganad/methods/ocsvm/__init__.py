@@ -1,10 +1,8 @@
-"""One-class SVM on PCA features of the pixels (ADGAN Table 1); the detector is `ganad.features.OCSVMDetector`."""
+"""One-class SVM on PCA features of the pixels (ADGAN Table 1); the detector is
+`ganad.methods.common.features.OCSVMDetector`."""
 
-from dataclasses import dataclass
-
-from ...checks import OCSVMConfig
+from ganad.methods.configs import OCSVMConfig
 
 
-@dataclass
 class Config(OCSVMConfig):
     pass

@@ -1,7 +1,8 @@
-"""One-class SVM on PCA features of the [-1, 1] pixels: `ganad.features.OCSVMDetector` as it stands."""
+# Docs: docs/methods/ocsvm.md (what it computes, its settings, deviations from its paper, budgets).
+"""One-class SVM on PCA features of the [-1, 1] pixels: `ganad.methods.common.features.OCSVMDetector` as it stands."""
 
-from ...features import OCSVMDetector
-from . import Config
+from ganad.methods.common.features.detectors import OCSVMDetector
+from ganad.methods.ocsvm import Config
 
 
 class OCSVM(OCSVMDetector):

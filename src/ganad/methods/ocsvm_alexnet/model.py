@@ -1,7 +1,9 @@
-"""One-class SVM on AlexNet features: `ganad.features.OCSVMDetector` with `AlexNetFeatures`."""
+# Docs: docs/methods/ocsvm_alexnet.md (what it computes, its settings, deviations from its paper, budgets).
+"""One-class SVM on AlexNet features: `ganad.methods.common.features.OCSVMDetector` with `AlexNetFeatures`."""
 
-from ...features import AlexNetFeatures, OCSVMDetector
-from . import Config
+from ganad.methods.common.features.alexnet import AlexNetFeatures
+from ganad.methods.common.features.detectors import OCSVMDetector
+from ganad.methods.ocsvm_alexnet import Config
 
 
 class OCSVMAlexNet(AlexNetFeatures, OCSVMDetector):

@@ -1,18 +1,14 @@
 """VAE: the DCAE backbone as a variational autoencoder (ADGAN Table 1); the maths is in `model.py`."""
 
-import math
-from dataclasses import dataclass, field
+from typing import Literal
 
-from ...checks import AdamConfig, is_number, non_negative_int, positive_int
+from pydantic import Field
 
-
-def _valid_obs_std(v) -> bool:
-    return v == "optimal" or (is_number(v) and math.isfinite(v) and v > 0)
+from ganad.methods.configs import AdamConfig
+from ganad.schema import Int, PositiveFloat
 
 
-@dataclass
 class Config(AdamConfig):
-    obs_std: float | str = field(default="optimal", metadata={"check": _valid_obs_std,
-                                                               "rule": "'optimal' or a positive number"})
-    score_samples: int = positive_int(10)
-    score_seed: int = non_negative_int(0)
+    obs_std: Literal["optimal"] | PositiveFloat = "optimal"
+    score_samples: Int = Field(10, gt=0)
+    score_seed: Int = Field(0, ge=0)

@@ -1,3 +1,4 @@
+# Docs: docs/methods/vae.md (what it computes, its settings, deviations from its paper, budgets).
 """VAE: the DCAE's convolutional backbone as a variational autoencoder, scored by the negative ELBO (ADGAN 4.2).
 
 Encoder: `nets.encoder` with 2 * latent_dim output channels, split into the
@@ -34,11 +35,10 @@ import math
 import torch
 from torch import nn
 
-from ... import nets
-from ...images import ImageSet
-from ...neural import NeuralMethod
-from ...training import batches
-from . import Config
+from ganad.data.images import ImageSet
+from ganad.methods.common import nets
+from ganad.methods.common.training import NeuralMethod, batches
+from ganad.methods.vae import Config
 
 MIN_STD = 1e-3  # floor for the calibrated sigma, against a zero-error batch
 LOGVAR_RANGE = (-30.0, 20.0)

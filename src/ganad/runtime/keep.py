@@ -1,0 +1,142 @@
+"""Keep a finished run's results in the repository under a name of its own.
+
+    python -m ganad.runtime.keep mnist_full --command "dvc exp run -S profile=mnist_full" [--note "..."]
+
+copies what the run's stages wrote under reports/ (results.md, tables, metrics, figures, training
+curves, the brain and ranking results: the outputs of the stages dvc.yaml defines for these params,
+not files an earlier run with other datasets left there) with params.yaml into
+reports/runs/<name>/, beside a RUN.md that gives the command that rebuilds it, the commit and the
+date. No stage writes under reports/runs, so the default `dvc repro` never overwrites a kept run;
+the copies keep their relative layout, so the results page's links work inside the kept folder.
+It refuses a workspace whose pipeline is not up to date (`dvc status`), so what is kept is what
+the params and code say.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ganad.errors import ParamsError
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name under reports/runs
+RUN_OUTPUTS = ("params.yaml", "dvc.lock", "reports")
+# not kept: other kept runs, and dvclive's raw per-job logs (megabytes), which reports/curves gathers
+NOT_KEPT = ("runs", "training")
+
+
+def runs_dir(root: Path = Path(".")) -> Path:
+    return root / "reports" / "runs"
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def stale_stages(root: Path = Path(".")) -> list[str]:
+    """The stages `dvc status` finds out of date (an empty list: the results are what params and code say)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted(repo.status())
+
+
+def report_outputs(root: Path = Path(".")) -> list[Path]:
+    """The outputs under reports/ of the stages the pipeline defines now (paths relative to `root`)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        paths = {Path(out.def_path) for stage in repo.index.stages for out in stage.outs}
+    return sorted(p for p in paths if p.parts[0] == "reports" and p.parts[1] not in NOT_KEPT)
+
+
+def keep(
+    name: str,
+    command: str,
+    root: Path = Path("."),
+    stale: list[str] | None = None,
+    notes: tuple[str, ...] = (),
+    outputs: list[Path] | None = None,
+) -> Path:
+    """Copy the run's results to reports/runs/<name>/ (replacing a kept run of that name as a whole); `notes`
+    are what a reader must know beside the numbers (a degraded copy of the data, a cut budget), listed in RUN.md."""
+    if not RUN_NAME.fullmatch(name):
+        raise ParamsError(f"run name {name!r} is invalid: use letters, digits, '_' and '-' (e.g. mnist_full)")
+    stale = stale_stages(root) if stale is None else stale
+    if stale:
+        raise ParamsError(
+            f"the pipeline is not up to date ({len(stale)} stages changed, e.g. {stale[0]}): "
+            "run `dvc repro` (or the run's command) to the end first, then keep it"
+        )
+    reports = root / "reports"
+    if not (reports / "results.md").is_file():
+        raise ParamsError(f"'{reports / 'results.md'}' not found: run the pipeline to its report stage first")
+    dest = runs_dir(root) / name
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for path in report_outputs(root) if outputs is None else outputs:
+        source, target = root / path, tmp / path.relative_to("reports")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        elif source.is_file():
+            shutil.copy2(source, target)
+    shutil.copy2(root / "params.yaml", tmp / "params.yaml")
+    about = "".join(f"- {note}\n" for note in notes)
+    if about:  # the page a reader opens first says them too, under its title
+        title, _, rest = (tmp / "results.md").read_text().partition("\n")
+        (tmp / "results.md").write_text(
+            f"{title}\n\nKept run `{name}`, about this run (from [RUN.md](RUN.md)):\n\n" + about + rest
+        )
+    commit = _git(root, "rev-parse", "HEAD")
+    # what the run itself rewrites (params.yaml composed by `dvc exp run`, dvc.lock, reports/) is not a change
+    # to the commit; anything else tracked (code, conf/, dvc.yaml) is
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RUN_OUTPUTS))
+    dirty = " (with uncommitted changes)" if changed else ""
+    (tmp / "RUN.md").write_text(
+        f"# Kept run: {name}\n\n"
+        f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
+        f"Kept {datetime.date.today().isoformat()} with `python -m ganad.runtime.keep {name}`. "
+        "`params.yaml` is the run's; "
+        "[results.md](results.md) is its results page (its links point into this folder).\n"
+        + (f"\n## About this run\n\n{about}" if about else "")
+    )
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--command",
+    "command",
+    required=True,
+    help="The command that produced the run, as a reader should type it (shown in RUN.md).",
+)
+@click.option(
+    "--note",
+    "notes",
+    multiple=True,
+    help="Something a reader must know beside the numbers (repeatable; listed in RUN.md).",
+)
+def main(name: str, command: str, notes: tuple[str, ...]) -> None:
+    """Keep the workspace's finished run under reports/runs/NAME."""
+    try:
+        dest = keep(name, command, notes=notes)
+    except ParamsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"kept in {dest}")
+
+
+if __name__ == "__main__":
+    main()
