@@ -6,6 +6,7 @@ import click
 import pandas as pd
 
 from ganad.config.params import load_params
+from ganad.evaluation.floors import FLOORS, floor_tables
 from ganad.evaluation.metrics import DETAIL_COLUMNS, class_metrics_of, headline
 from ganad.runtime import layout
 from ganad.runtime.executors import cores
@@ -21,7 +22,8 @@ def main(dataset: str, protocol: str) -> None:
     {seeds: n, <method>: {auroc: mean over seeds of the class-mean AUROC, auroc_std: its std over seeds}},
     a method that could not run as {<method>: {unavailable: reason}}; and the detail behind it,
     reports/metrics/classes/<dataset>_<protocol>.csv: AUROC with its 95 % bootstrap interval over test
-    images, and AP, per method, seed and class.
+    images, and AP, per method, seed and class. The floors (scorers that learn nothing,
+    ganad.evaluation.floors) get the same entries, under the run's first training seed.
     """
     params = load_params()
     headlines, tables = {"seeds": len(params.seeds)}, {}
@@ -32,6 +34,8 @@ def main(dataset: str, protocol: str) -> None:
         else:
             headlines[method] = {"unavailable": reason}
             click.echo(f"{dataset} {protocol} {method}: not run ({reason})")
+    # the floors: scorers that learn nothing, on the same splits (ganad.evaluation.floors)
+    tables |= floor_tables(dataset, protocol, seed=params.seeds[0])
     # the bootstraps are most of this stage's time: one process per core, unless the executor is serial
     details = class_metrics_of(tables, 1 if params.executor.kind == "serial" else cores())
     for method, detail in details.items():
@@ -40,7 +44,8 @@ def main(dataset: str, protocol: str) -> None:
             f"{dataset} {protocol} {method}: mean AUROC {headlines[method]['auroc']:.3f} "
             f"± {headlines[method]['auroc_std']:.3f} over {detail['seed'].nunique()} seeds"
         )
-    headlines = {key: headlines[key] for key in ["seeds", *params.methods_for(dataset)]}  # the run's method order
+    order = ["seeds", *params.methods_for(dataset), *FLOORS]  # the run's method order, then the floors
+    headlines = {key: headlines[key] for key in order}
     details = list(details.values())
     write_table(
         layout.class_metrics(dataset, protocol),

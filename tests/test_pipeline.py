@@ -8,6 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ganad.evaluation.floors import FLOORS
+
 from conftest import ROOT, invoke, stage
 
 
@@ -68,7 +70,12 @@ def test_stages_chain_from_data_to_tables(workspace):
 
     metrics = json.loads((workspace / "reports/metrics/mnist_one_class_normal.json").read_text())
     assert metrics["seeds"] == 2 and set(metrics["dcae"]) == {"auroc", "auroc_std"}
-    detail = pd.read_csv(workspace / "reports/metrics/classes/mnist_one_class_normal.csv")
+    # the floors beside the method: one seed, the same classes and test images
+    assert list(metrics)[-2:] == ["floor_mean_image", "floor_intensity"]
+    every = pd.read_csv(workspace / "reports/metrics/classes/mnist_one_class_normal.csv")
+    floors = every[every["method"].str.startswith("floor_")]
+    assert len(floors) == 4 and set(floors["seed"]) == {0} and set(floors["class"]) == {0, 3}
+    detail = every[every["method"] == "dcae"]
     assert (
         len(detail) == 4
         and (detail["auroc_low"] <= detail["auroc"]).all()
@@ -84,6 +91,8 @@ def test_stages_chain_from_data_to_tables(workspace):
     ).exists()
 
     page = (workspace / "reports/results.md").read_text()
+    assert "| floor_mean_image " in page and "a floor: learns nothing" in page
+    assert any(v in page for v in ("(clears the floor)", "(does not clear the floor)", "(below the floor)"))
     assert "## mnist: the leak audit" in page and "## mnist, one-class-normal" in page
     from ganad.evaluation.tables import split_leak  # the page states the overlap the split files hold
 
@@ -227,7 +236,7 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
     for protocol in ("leave_one_class_out", "one_class_normal"):
         metrics = json.loads((tmp_path / f"reports/metrics/shapes_{protocol}.json").read_text())
         ran = {m for m, r in metrics.items() if isinstance(r, dict) and "auroc" in r}
-        assert ran == set(REGISTRY) - {"kde_alexnet", "ocsvm_alexnet"}
+        assert ran == set(REGISTRY) - {"kde_alexnet", "ocsvm_alexnet"} | set(FLOORS)
         detail = pd.read_csv(tmp_path / f"reports/metrics/classes/shapes_{protocol}.csv")
         assert set(detail["method"]) == ran and set(detail["class"]) == {0, 2}
         table = (tmp_path / f"reports/tables/shapes_{protocol}.md").read_text()
@@ -237,6 +246,7 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
             "ring",
         ] and "papers report no shapes results" in table
         assert (tmp_path / f"reports/figures/shapes_{protocol}/shapes_{protocol}_mean_roc.png").is_file()
-        for method in ran:  # curves carry the job's training seed, not a method's own (a subsample's) seed
+        # curves carry the job's training seed, not a method's own (a subsample's) seed
+        for method in ran - set(FLOORS):
             curves = pd.read_csv(tmp_path / f"reports/curves/shapes_{protocol}_{method}.csv")
             assert set(curves["seed"]) == {0} and set(curves["class"]) == {0, 2}, method

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ganad.evaluation import papers as paper
+from ganad.evaluation.floors import FLOORS, floor_verdicts
 from ganad.evaluation.metrics import paired_comparisons, seed_summary
 
 NOT_RUN = "not yet run"
@@ -42,6 +43,7 @@ def auroc_table(
     """
     paper_rows = paper.paper_rows(dataset, protocol)
     order = paper.TABLE_ORDER[protocol] + [m for m in methods if m not in paper.TABLE_ORDER[protocol]]
+    order += [f for f in FLOORS if f not in order]  # the scorers that learn nothing, last
     summary = seed_summary(detail) if len(detail) else pd.DataFrame(columns=["method", "class", "mean", "std", "n"])
     columns = [names[c] for c in classes] + ["mean", "seeds"]
     rows, index = [], []
@@ -160,14 +162,18 @@ def headline_table(
     dataset: str, protocol: str, detail: pd.DataFrame, unavailable: dict[str, str], main: str
 ) -> pd.DataFrame:
     """One row per method: mean AUROC ± std over seeds (n), the paper's mean, the median 95 % interval width
-    over test images, and the main model against it (difference over classes, Wilcoxon p adjusted)."""
+    over test images, its distance to the higher floor (`ganad.evaluation.floors`) and whether its interval
+    clears it, and the main model against it (difference over classes, Wilcoxon p adjusted). The floors
+    come last."""
     summary = seed_summary(detail)
     means = summary[summary["class"] == "mean"].set_index("method")
     width = (detail["auroc_high"] - detail["auroc_low"]).groupby(detail["method"]).median()
     compared = paired_comparisons(detail, main).set_index("method") if main in means.index else pd.DataFrame()
     paper_rows = paper.paper_rows(dataset, protocol)
+    floors = floor_verdicts(detail)
     rows = []
-    for method in [main] + [m for m in means.index if m != main]:
+    order = [main] + [m for m in means.index if m != main and m not in FLOORS] + list(FLOORS)
+    for method in order:
         if method not in means.index:
             continue
         row = {
@@ -177,6 +183,11 @@ def headline_table(
             "paper": f"{np.mean(paper_rows[method]):.3f}" if method in paper_rows else "",
             "95 % CI width (median)": f"{width[method]:.3f}",
         }
+        if method in floors:
+            difference, verdict = floors[method]
+            row["vs floor"] = f"{difference:+.3f} ({verdict})"
+        elif method in FLOORS:
+            row["vs floor"] = "a floor: learns nothing"
         if method in compared.index:
             c = compared.loc[method]
             row[f"{main} - method"] = f"{c['difference']:+.3f} ({c['main_higher']}/{c['classes']} classes)"
@@ -323,7 +334,11 @@ def write_results_page(params, out: Path, paper_profile: dict, title: str = "gan
         "'95 % CI width' is the median width of the per-seed, per-class bootstrap intervals over test "
         f"images; '{main} - method' is the mean difference over classes (and how many classes {main} wins), "
         "tested with a Wilcoxon signed-rank test over classes, p-values adjusted for the table's "
-        "comparisons (Benjamini-Hochberg); 'no significant difference' at 0.05.\n",
+        "comparisons (Benjamini-Hochberg); 'no significant difference' at 0.05. The floors are scorers that "
+        "learn nothing, on the same splits: `floor_mean_image` (distance to the mean normal training image) and "
+        "`floor_intensity` (distance of the mean intensity to the normal training images'); 'vs floor' is a "
+        "method's mean AUROC minus the higher floor's, and whether its 95 % interval over test images (the "
+        "per-class bootstrap intervals combined) lies above it.\n",
         "Data:\n",
         *(data_line(d, params.data[d], meta) for d, meta in metas.items()),
         "",
