@@ -1,0 +1,236 @@
+"""The convergence study: how far each network method is from its own converged result, and at what budget.
+
+Each method trains on a study split of the official TRAINING images (ganad.evaluation.convergence.study_split:
+held-out normals and anomalies of the other classes as a labelled study test set; the test images the tables
+report are never read), with its settings from params.yaml (`--profile` composes another). After every epoch
+that passes the next evaluation point it logs the validation criterion (`val_score`, the method's own, as
+`select: best_val` uses it) and the study AUROC of the weights as they stand; a run stops when `val_score` has
+not improved for `--patience` evaluations, or at `--cap` updates. Curves are appended as they come
+(`curves.csv`), so an interrupted study resumes with the (method, protocol, class) runs it lacks.
+
+    python benchmarks/convergence.py run --data data/external/mnist.npz --out reports/convergence/mnist \\
+        --protocol leave_one_class_out --classes 1,9,0,4 --methods dcae,adae --cap 3000
+    python benchmarks/convergence.py report --out reports/convergence/mnist
+
+`report` writes summary.csv, README.md (the plateau AUROC, updates and CPU seconds to 90 % and 95 % of it,
+per method and protocol on the class-mean curve and per class) and one figure per method and protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+
+from ganad.config.params import load_params
+from ganad.data.images import ImageSet, resize_uint8, to_nchw, to_unit_range
+from ganad.data.protocols import anomaly_labels
+from ganad.data.sources import load_embedded, load_npz
+from ganad.evaluation.convergence import study_split, summarise
+from ganad.methods import method_class
+from ganad.methods.common.training_run import TrainingRun
+from ganad.runtime.device import seed_everything
+
+NETWORK_METHODS = ("adae", "adgan", "dcae", "vae", "cevae", "anogan", "ganomaly", "egbad", "igmm_gan")
+SEARCH_METHODS = ("adgan", "anogan")  # scored by a per-image search: a smaller study test set
+CURVE_COLUMNS = ["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"]
+
+
+class StopStudy(Exception):
+    """The validation criterion stopped improving, or the cap was reached."""
+
+
+class StudyRun(TrainingRun):
+    """A run without checkpoints that, at each evaluation point, scores the study test set with the weights as they
+    stand and appends a row to the curves file; it stops training when `val_score` stops improving."""
+
+    def __init__(self, key, test: ImageSet, anomalous, schedule, out: Path):
+        super().__init__(None, "study")
+        self.key, self.test, self.anomalous, self.out = key, test, anomalous, out
+        self.every, self.cap, self.patience, self.per_epoch = schedule
+        self.next_eval, self.best, self.since_best = self.every, math.inf, 0
+        self.cpu = 0.0
+        self.started = time.process_time()
+
+    def end_epoch(self, method, epoch: int, metrics: dict[str, float]) -> None:
+        super().end_epoch(method, epoch, metrics)
+        updates = (epoch + 1) * self.per_epoch
+        if updates < self.next_eval and updates < self.cap:
+            return
+        self.cpu += time.process_time() - self.started  # training time only: evaluation is not counted
+        self.next_eval = updates + self.every
+        auroc = self.study_auroc(method)
+        val = float(metrics.get("val_score", float("nan")))
+        row = [*self.key, epoch, updates, round(self.cpu, 2), val, auroc]
+        pd.DataFrame([row], columns=CURVE_COLUMNS).to_csv(self.out, mode="a", header=False, index=False)
+        print(f"  {self.key} updates {updates}: val_score {val:.4g}, study AUROC {auroc:.3f}", flush=True)
+        if math.isfinite(val) and val < self.best - 1e-3 * abs(self.best if math.isfinite(self.best) else val):
+            self.best, self.since_best = val, 0
+        else:
+            self.since_best += 1
+        self.started = time.process_time()
+        if self.since_best >= self.patience or updates >= self.cap:
+            raise StopStudy
+
+    def study_auroc(self, method) -> float:
+        """The study AUROC of the method as training stands, the RNG untouched (scoring must not move training)."""
+        rng = torch.get_rng_state()
+        scorer = method
+        if hasattr(method, "fit_mixture"):  # IGMM-GAN scores with a mixture fitted after training
+            scorer = copy.deepcopy(method)
+            scorer.fit_mixture(scorer.encodings(self.train), scorer.encodings(self.val))
+        scores = np.asarray(scorer.score(self.test), dtype=float)
+        torch.set_rng_state(rng)
+        return float(roc_auc_score(self.anomalous, scores)) if np.all(np.isfinite(scores)) else float("nan")
+
+
+def load_images(data: str):
+    """(uint8 N,C,32,32 training images, their labels) of an npz archive, or of the embedded MNIST subset."""
+    raw = load_embedded("mnist") if data == "embedded" else load_npz(Path(data).stem, data)
+    return resize_uint8(to_nchw(raw.x_train)), np.asarray(raw.y_train)
+
+
+def image_set(images, labels, index) -> ImageSet:
+    return ImageSet(to_unit_range(images[index]), labels[index], index)
+
+
+def done_keys(done: Path) -> set[tuple]:
+    if not done.is_file():
+        return set()
+    return {tuple(json.loads(line)) for line in done.read_text().splitlines() if line}
+
+
+@click.group()
+def main() -> None:
+    """The convergence study (see the module's docstring)."""
+
+
+@main.command()
+@click.option("--data", required=True, help="an npz archive of uint8 x_train, y_train, ... or 'embedded'")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--protocol", "protocols", multiple=True, default=["leave_one_class_out"])
+@click.option("--classes", default="1,9,0,4", help="comma-separated class labels")
+@click.option("--methods", default=",".join(NETWORK_METHODS))
+@click.option("--set", "overrides", multiple=True, help="method.key=value, e.g. adae.width=64")
+@click.option("--every", default=100, help="evaluate at the first epoch end at or past every N updates")
+@click.option("--cap", default=4000, help="stop at this many updates")
+@click.option("--patience", default=4, help="stop after this many evaluations without a better val_score")
+@click.option("--test-size", default=1000, help="study test images (held-out normals and anomalies)")
+@click.option("--search-test-size", default=300, help="study test images for the search-scored methods")
+@click.option("--threads", default=2)
+@click.option("--seed", default=0)
+def run(
+    data, out, protocols, classes, methods, overrides, every, cap, patience, test_size, search_test_size, threads, seed
+) -> None:
+    """Train every (method, protocol, class) not yet done and append its curve to OUT/curves.csv."""
+    torch.set_num_threads(threads)
+    params = load_params()
+    images, labels = load_images(data)
+    out.mkdir(parents=True, exist_ok=True)
+    curves, done = out / "curves.csv", out / "done.jsonl"
+    if not curves.is_file():
+        curves.write_text(",".join(CURVE_COLUMNS) + "\n")
+    finished = done_keys(done)
+    (out / "command.txt").write_text(" ".join(["python", *sys.argv]) + "\n")
+    settings = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        name, field = key.split(".", 1)
+        settings.setdefault(name, {})[field] = json.loads(value) if value[:1].isdigit() or value[:1] in "[{-" else value
+    for protocol in protocols:
+        for cls in [int(c) for c in classes.split(",")]:
+            for name in methods.split(","):
+                key = (name, protocol, cls)
+                if key in finished:
+                    continue
+                size = search_test_size if name in SEARCH_METHODS else test_size
+                split = study_split(labels, protocol, cls, size, params.split.val_fraction, seed)
+                train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
+                anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
+                config = params.method_config(name, images.shape[1])
+                per_epoch_n = len(train) - len(train) % config.batch_size if config.drop_last else len(train)
+                per_epoch = max(1, -(-per_epoch_n // config.batch_size))
+                config = config.model_copy(
+                    update={
+                        "epochs": -(-cap // per_epoch),
+                        "min_steps": 0,
+                        "select": "last",
+                        "threads": threads,
+                        **settings.get(name, {}),
+                    }
+                )
+                print(
+                    f"{key}: {len(train)} train, {len(val)} val, {len(test)} study test "
+                    f"({int(anomalous.sum())} anomalous), {per_epoch} updates per epoch",
+                    flush=True,
+                )
+                seed_everything(seed * 1000 + cls)
+                method = method_class(name)(config, images.shape[1], torch.device("cpu"))
+                study = StudyRun(key, test, anomalous, (every, cap, patience, per_epoch), curves)
+                study.train, study.val = train, val
+                with contextlib.suppress(StopStudy):  # the criterion stopped improving, or the cap
+                    method.fit(train, val, study)
+                with done.open("a") as f:
+                    f.write(json.dumps(list(key)) + "\n")
+
+
+def plot(curves: pd.DataFrame, method: str, protocol: str, path: Path) -> None:
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_auroc, ax_val = fig.subplots(1, 2)
+    for cls, group in curves.groupby("class"):
+        ax_auroc.plot(group["updates"], group["study_auroc"], marker=".", label=f"class {cls}")
+        ax_val.plot(group["updates"], group["val_score"], marker=".", label=f"class {cls}")
+    ax_auroc.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_auroc.set(xlabel="updates", ylabel="study AUROC", title=f"{method}, {protocol}: study AUROC")
+    ax_val.set(xlabel="updates", ylabel="val_score (lower is better)", title="validation criterion")
+    ax_auroc.legend(fontsize=7)
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--tail", default=3, help="evaluations averaged into the plateau")
+def report(out, tail) -> None:
+    """Write OUT/summary.csv, OUT/README.md and OUT/<method>_<protocol>.png from OUT/curves.csv."""
+    curves = pd.read_csv(out / "curves.csv")
+    summary = summarise(curves, tail)
+    summary.round(4).to_csv(out / "summary.csv", index=False)
+    for (method, protocol), group in curves.groupby(["method", "protocol"]):
+        plot(group, method, protocol, out / f"{method}_{protocol}.png")
+    command = (out / "command.txt").read_text().strip() if (out / "command.txt").is_file() else "(not recorded)"
+    means = summary[summary["class"] == "mean"].drop(columns="class")
+    lines = [
+        f"# Convergence study: {out.name}\n",
+        f"Generated by `python benchmarks/convergence.py report --out {out}` from `curves.csv`, written by\n\n"
+        f"    {command}\n",
+        "Study AUROC: on a study split of the official training images (held-out normals and anomalies of the "
+        "other classes); the test images the tables report are never read. Plateau: the mean of the last "
+        f"{tail} evaluations of the class-mean curve (each run stopped when its validation criterion stopped "
+        "improving, or at the cap). Updates to 90 % / 95 %: the first update count from which the class-mean "
+        "AUROC stays at or above 0.5 + 0.9 (resp. 0.95) x (plateau - 0.5); CPU seconds: training only, "
+        "evaluations excluded. NaN: never reached for good.\n",
+        "## Per method and protocol (class-mean curve)\n",
+        means.round(3).to_markdown(index=False) + "\n",
+        "## Per class\n",
+        summary[summary["class"] != "mean"].round(3).to_markdown(index=False) + "\n",
+        "## Curves\n",
+        *(f"![{m} {p}]({m}_{p}.png)\n" for (m, p), _ in curves.groupby(["method", "protocol"])),
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+    print(means.round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

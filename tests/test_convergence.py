@@ -1,0 +1,57 @@
+"""The convergence study's split (training images only) and what is read off its curves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganad.evaluation.convergence import fraction_of_plateau, mean_curve, plateau_summary, study_split, summarise
+
+
+@pytest.mark.parametrize("protocol, share", [("leave_one_class_out", 0.1), ("one_class_normal", 0.9)])
+def test_study_split_uses_training_images_only_and_keeps_its_parts_apart(protocol, share):
+    rng = np.random.default_rng(0)
+    train_labels = rng.integers(0, 10, 3000)  # the official training images; the test images are other rows
+    split = study_split(train_labels, protocol, cls=3, test_size=400, val_fraction=0.1, seed=5)
+    everything = np.concatenate(list(split.values()))
+    assert len(np.unique(everything)) == len(everything)  # train, val and study test are disjoint
+    assert everything.max() < len(train_labels)  # indices of training images: no official test image
+    anomalous = (train_labels == 3) if protocol == "leave_one_class_out" else (train_labels != 3)
+    assert not anomalous[split["train"]].any() and not anomalous[split["val"]].any()  # normals only
+    assert len(split["test"]) == 400 and anomalous[split["test"]].sum() == round(share * 400)
+    again = study_split(train_labels, protocol, cls=3, test_size=400, val_fraction=0.1, seed=5)
+    assert all(np.array_equal(split[p], again[p]) for p in split)  # seeded
+    with pytest.raises(ValueError, match="needs"):
+        study_split(train_labels, protocol, cls=3, test_size=5000, val_fraction=0.1, seed=5)
+
+
+def curve(aurocs, step=100):
+    n = len(aurocs)
+    return pd.DataFrame({"updates": step * np.arange(1, n + 1), "cpu_s": np.arange(1, n + 1), "study_auroc": aurocs})
+
+
+def test_plateau_and_the_updates_that_reach_it_for_good():
+    # a lucky early peak (0.9 at 200 updates) is not credited: the curve falls back below 90 % afterwards
+    summary = plateau_summary(curve([0.6, 0.9, 0.7, 0.87, 0.885, 0.9, 0.9, 0.9]), tail=3)
+    assert summary["plateau_auroc"] == pytest.approx(0.9)
+    assert summary["updates_90"] == 400  # 0.87 >= 0.5 + 0.9 * 0.4 = 0.86, and never below after
+    assert summary["updates_95"] == 500  # 0.885 >= 0.5 + 0.95 * 0.4 = 0.88
+    assert summary["cpu_s_90"] == 4
+    never = plateau_summary(curve([0.5, 0.45, 0.5]), tail=3)  # at chance: no gain to reach
+    assert np.isnan(never["updates_90"])
+
+
+def test_fraction_of_plateau_reads_the_curve_at_a_budget():
+    c = curve([0.6, 0.7, 0.8, 0.9])
+    assert fraction_of_plateau(c, 250, 0.9) == pytest.approx((0.7 - 0.5) / 0.4)
+    assert np.isnan(fraction_of_plateau(c, 50, 0.9))
+
+
+def test_the_class_mean_curve_interpolates_classes_on_their_common_range():
+    a = curve([0.6, 0.8, 0.9], step=100).assign(**{"class": 0})
+    b = curve([0.7, 0.9], step=150).assign(**{"class": 1})
+    mean = mean_curve(pd.concat([a, b]))
+    assert list(mean["updates"]) == [100, 150, 200, 300]
+    assert mean["study_auroc"].iloc[0] == pytest.approx((0.6 + 0.7) / 2)  # b held at its first value before 150
+    both = pd.concat([a, b]).assign(method="m", protocol="p")
+    table = summarise(both, tail=1)
+    assert list(table["class"]) == ["0", "1", "mean"]
