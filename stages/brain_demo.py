@@ -1,12 +1,12 @@
 """brain_demo: the offline brain-MRI demo in the HCP and BraTS 2017 layouts (a pipeline demo, not a benchmark)."""
 
-import shutil
 import time
 
 import click
 
 from ganad.config.params import load_params
 from ganad.demos.brain import STATEMENT, build
+from ganad.files import replace_folder
 from ganad.runtime import layout
 from ganad.runtime.executors import cores
 from ganad.runtime.stage import run
@@ -25,13 +25,9 @@ def main() -> None:
     `dvc repro`; it is a demo of the pipeline, not a tumour benchmark.
     """
     brain = load_params().brain
-    tmp = OUT.with_name(OUT.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     started = time.perf_counter()
-    manifest = build(tmp, brain, workers=min(cores(), MAX_WORKERS))
-    # all or nothing: the previous demo stays until the new one is complete
-    shutil.rmtree(OUT, ignore_errors=True)
-    tmp.rename(OUT)
+    with replace_folder(OUT) as tmp:  # all or nothing: the previous demo stays until the new one is complete
+        manifest = build(tmp, brain, workers=min(cores(), MAX_WORKERS))
     sources = ", ".join(
         f"{s['name']} ({s['package']} {s.get('version', '')})".replace(" )", ")") for s in manifest["sources"]
     )

@@ -1,11 +1,9 @@
 """brain_report: the brain study's slice-wise results table, per-grade AUROCs and ADAE Fig. 3."""
 
-import json
-
 import click
-import pandas as pd
 
 from ganad.config.params import load_params
+from ganad.files import read_csv, read_json
 from ganad.runtime import layout
 from ganad.runtime.score_files import read_scores
 from ganad.runtime.stage import run
@@ -30,8 +28,8 @@ def main(bootstrap: int) -> None:
     each slice by its brain voxel count alone, the reference that slice size sets.
     """
     params = load_params()
-    slices = pd.read_csv(layout.brain_slices(DATASET))
-    prepared = json.loads((layout.brain_reports() / "prepare.json").read_text())
+    slices = read_csv(layout.brain_slices(DATASET), "dvc repro -f -s brain_prepare")
+    prepared = read_json(layout.brain_reports() / "prepare.json", "dvc repro -f -s brain_prepare")
     metrics = {}
     for method in params.methods_for(DATASET):
         scores, reason = read_scores(layout.scores(DATASET, PROTOCOL, method))

@@ -5,6 +5,7 @@ import json
 import click
 
 from ganad.config.params import load_params
+from ganad.files import write_text
 from ganad.runtime import layout
 from ganad.runtime.stage import run
 
@@ -21,16 +22,18 @@ def main(dataset: str) -> None:
     retrains only the methods whose resolved Config it changes.
     """
     params = load_params()
+    params.require(dataset=dataset)
     meta = layout.prepared_meta(dataset)  # channels, and the latent size `auto` means there (brain: 128)
     configs = {
         name: params.method_config(name, meta["channels"], meta.get("latent_dim")) for name in params.all_methods()
     }  # all checked first
     for name, config in configs.items():
+        params.check_selection(name, config, dataset)
+    for name, config in configs.items():
         path = layout.method_config(dataset, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(config.model_dump(), indent=1, sort_keys=True) + "\n"
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+        if not path.is_file() or path.read_bytes() != text.encode():
+            write_text(path, text)
         click.echo(f"{dataset} {name}: {path}")
 
 

@@ -1,13 +1,12 @@
 """evaluate: AUROC and average precision per class and seed for every scored method of one dataset and protocol."""
 
-import json
-
 import click
 import pandas as pd
 
 from ganad.config.params import load_params
 from ganad.evaluation.floors import FLOORS, floor_tables
 from ganad.evaluation.metrics import DETAIL_COLUMNS, class_metrics_of, headline
+from ganad.files import write_json
 from ganad.runtime import layout
 from ganad.runtime.executors import cores
 from ganad.runtime.score_files import read_scores, write_table
@@ -26,6 +25,7 @@ def main(dataset: str, protocol: str) -> None:
     ganad.evaluation.floors) get the same entries, under the run's first training seed.
     """
     params = load_params()
+    params.require(dataset=dataset, protocol=protocol)
     headlines, tables = {"seeds": len(params.seeds)}, {}
     for method in params.methods_for(dataset):
         table, reason = read_scores(layout.scores(dataset, protocol, method))
@@ -51,9 +51,7 @@ def main(dataset: str, protocol: str) -> None:
         layout.class_metrics(dataset, protocol),
         pd.concat(details, ignore_index=True).round(4) if details else pd.DataFrame(columns=DETAIL_COLUMNS),
     )
-    out = layout.metrics(dataset, protocol)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(headlines, indent=2) + "\n")
+    write_json(layout.metrics(dataset, protocol), headlines)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def main(dataset: str) -> None:
     images; files that cannot be decoded are skipped and listed in one warning).
     """
     params = load_params()
-    cfg = params.data[dataset]
+    params.require(dataset=dataset, brain=False)
+    cfg = params.data_section.declared[dataset]
     raw = fetch(dataset, cfg, cache_dir=params.cache_dir)
     raw.save(layout.raw(dataset))
     shape = "x".join(str(d) for d in raw.x_train.shape[1:])

@@ -14,6 +14,7 @@ from ganad.runtime.stage import run
 def main(dataset: str, protocol: str) -> None:
     """Write ROC curves (mean per method, per class), a score histogram, reconstructions and ranked images."""
     params = load_params()
+    params.require(dataset=dataset, protocol=protocol)
     for path in write_figures(params, dataset, protocol, layout.figures(dataset, protocol)):
         click.echo(f"wrote {path}")
 

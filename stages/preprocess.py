@@ -2,6 +2,7 @@
 
 import click
 
+from ganad.config.params import load_params
 from ganad.data.images import prepare
 from ganad.data.sources import load_npz
 from ganad.runtime import layout
@@ -16,7 +17,8 @@ def main(dataset: str) -> None:
     Images are pooled as [official train | official test], NCHW, 32x32, uint8;
     loaders map them to [-1, 1] when they read a batch.
     """
-    meta = prepare(load_npz(dataset, layout.raw(dataset)), layout.prepared(dataset))
+    load_params().require(dataset=dataset, brain=False)
+    meta = prepare(load_npz(dataset, layout.raw(dataset), f"dvc repro -f -s fetch@{dataset}"), layout.prepared(dataset))
     click.echo(f"{dataset}: {meta['n_train'] + meta['n_test']} images, {meta['channels']} channel(s), 32x32")
 
 

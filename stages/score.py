@@ -21,6 +21,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     (class, seed) run on the executor of params.yaml. An audit protocol (the leaky split) is
     scored by the models of the protocol it audits."""
     params = load_params()
+    params.require(dataset=dataset, protocol=protocol, method=method)
     out = layout.scores(dataset, protocol, method)
     reason = unavailable_reason(dataset, trained_under(protocol), method)
     if reason is not None:

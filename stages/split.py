@@ -20,7 +20,8 @@ def main(dataset: str, protocol: str) -> None:
     preprocess stage writes; validation is carved from training normal images only.
     """
     params = load_params()
-    raw = load_npz(dataset, layout.raw(dataset))
+    params.require(dataset=dataset, protocol=protocol, brain=False)
+    raw = load_npz(dataset, layout.raw(dataset), f"dvc repro -f -s fetch@{dataset}")
     labels = np.concatenate([raw.y_train, raw.y_test])
     s = params.split
     splits = make_splits(
@@ -34,9 +35,7 @@ def main(dataset: str, protocol: str) -> None:
         test_size=s.test_size,
     )
     check_splits(splits, protocol, labels, dataset, raw.classes)
-    out = layout.splits(dataset, protocol)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_splits(out, splits)
+    save_splits(layout.splits(dataset, protocol), splits)
     for cls, parts in splits.items():
         sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
         click.echo(f"{dataset} {protocol} class {cls}: {sizes}")

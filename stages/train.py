@@ -29,6 +29,7 @@ def main(dataset: str, protocol: str, method: str) -> None:
     stages show it as not run.
     """
     params = load_params()
+    params.require(dataset=dataset, protocol=protocol, method=method)
     try:
         prepare_method(dataset, method)
         classes = split_classes(layout.splits(dataset, protocol))

@@ -104,6 +104,36 @@ def test_a_failing_job_fails_with_its_key_and_traceback_and_the_others_work_stay
     assert {p.name for p in tmp_path.glob("*-*")} == {"0-0", "3-0", "0-1"}  # the jobs before it finished
 
 
+def fail_on_purpose(params, folder, key):
+    """A job that stops with a message of its own (a StageError) on class 3 of seed 1."""
+    from ganad.errors import DataError
+
+    if key == (3, 1):
+        raise DataError("'x.npz' is truncated; rebuild it with `dvc repro -f -s split@x-y`")
+    return key
+
+
+@pytest.mark.parametrize("kind", ["serial", "local", "slurm"])
+def test_a_job_stopped_on_purpose_fails_with_its_key_and_message_alone(kind, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if kind == "slurm":
+        import sys
+
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    executor = parse(ExecutorParams, {"kind": kind, "jobs": 2, "threads": 1, "slurm": {"cluster": "local"}}, "executor")
+    with pytest.raises(JobFailed) as failure:
+        map_jobs(executor, fail_on_purpose, None, (str(tmp_path),), KEYS, jobs=2, device="cpu")
+    message = str(failure.value)
+    assert message.startswith("job (3, 1) (fail_on_purpose ") and "rebuild it with `dvc repro" in message, message
+    assert "Traceback" not in message and "\n" not in message, message
+    monkeypatch.setenv("GANAD_DEBUG", "1")
+    if kind != "slurm":  # submitit's job processes do not see this process's environment changes
+        with pytest.raises(JobFailed, match="the job's traceback"):
+            map_jobs(executor, fail_on_purpose, None, (str(tmp_path),), KEYS, jobs=2, device="cpu")
+
+
 def test_results_come_back_in_key_order_whatever_finishes_first(tmp_path):
     executor = parse(ExecutorParams, {"kind": "local", "jobs": 2, "threads": 1}, "executor")
     keys = [(cls, 0) for cls in (9, 1, 5, 0, 7)]

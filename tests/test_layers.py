@@ -7,7 +7,19 @@ import pytest
 
 from ganad.engine.code import PACKAGE, imports_of
 
-LAYERS = ["errors", "schema", "data", "runtime", "methods", "config", "engine", "evaluation", "studies", "demos"]
+LAYERS = [
+    "errors",
+    "files",
+    "schema",
+    "data",
+    "runtime",
+    "methods",
+    "config",
+    "engine",
+    "evaluation",
+    "studies",
+    "demos",
+]
 
 
 def layer(module: str) -> int:

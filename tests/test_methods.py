@@ -23,6 +23,7 @@ from ganad.methods import REGISTRY, config_class, method_class
 from ganad.methods.common.training import NeuralMethod
 from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
 from ganad.methods.configs import NetConfig
+from ganad.runtime import store
 from ganad.runtime.device import seed_everything
 from ganad.schema import parse
 
@@ -204,6 +205,33 @@ def test_a_nan_loss_stops_training_naming_epoch_and_step(name, sections, easy, t
     poisoned = ImageSet(torch.full_like(train.x, float("nan")), train.labels, train.index)
     with pytest.raises(TrainingDiverged, match=r"became nan at epoch 0, step 0; nothing was saved"):
         build(name, sections(name)).fit(poisoned, val)
+
+
+class NanValidation(TrainingRun):
+    """The validation score of epoch 1 becomes NaN, as a diverged model's does."""
+
+    def check_validation(self, metrics, epoch, n_val):
+        if epoch == 1:
+            metrics["val_score"] = float("nan")
+        super().check_validation(metrics, epoch, n_val)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_a_nan_validation_score_stops_training_keeping_the_last_checkpoint_and_the_previous_curves(
+    name, sections, easy, tmp_path
+):
+    train, val, _ = easy
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "metrics.json").write_text('{"of": "the previous run"}\n')
+    with (
+        pytest.raises(TrainingDiverged, match=r"validation score became nan at epoch 1 .*last good checkpoint stays"),
+        NanValidation(tmp_path / "ck", "fp", log) as run,
+    ):
+        build(name, {**sections(name), "epochs": 3}).fit(train, val, run)
+    assert store.load(tmp_path / "ck")["epoch"] == 0
+    assert curves(log) == {"metrics.json": b'{"of": "the previous run"}\n'}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.parametrize("name", NEURAL)

@@ -2,7 +2,8 @@
 
 Packages by role, each importing only from those before it in this list:
 
-- `errors`, `schema`: the errors raised on purpose, and params validation;
+- `errors`, `files`, `schema`: the errors raised on purpose; writing files atomically and reading stage
+  intermediates (npz, npy, JSON, CSV) with one message per fault; params validation;
 - `data`: dataset sources, image folders, prepared images, evaluation protocols;
 - `runtime`: paths, model files, score tables, devices, executors, the stage entry point;
 - `methods`: the registry, the method interface and configs, `common` (networks, the

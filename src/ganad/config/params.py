@@ -25,9 +25,10 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from ganad.config.brain import BrainParams
 from ganad.config.executor import ExecutorParams
 from ganad.config.rank import RankParams
-from ganad.data.protocols import AUDIT_PROTOCOLS, BRAIN_DATASET, LEAKY_PROTOCOL, PROTOCOLS
+from ganad.data.protocols import AUDIT_PROTOCOLS, BRAIN_DATASET, BRAIN_PROTOCOL, LEAKY_PROTOCOL, PROTOCOLS
 from ganad.data.sources import BUILTINS, SOURCES
 from ganad.errors import ParamsError
+from ganad.files import read_json
 from ganad.methods import REGISTRY, config_class
 from ganad.schema import (
     Bool,
@@ -50,6 +51,11 @@ from ganad.schema import (
 PAPER_LATENT_DIM = {1: 32, 3: 128}
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a path part and a DVC matrix key
 METHOD_NAMES = tuple(REGISTRY)
+SEED_MAX = 2**32 - 1  # torch, NumPy and the per-class training seeds (seed * 1000 + class) take these
+SeedInt = Annotated[Int, Field(ge=0, le=SEED_MAX)]
+# Network sizes beyond these would allocate more than any machine holds (a DCGAN of width w has ~512 w^2
+# weights a layer: width 1024 is ~5e8, about 2 GB); `method_config` refuses them naming the key.
+SIZE_LIMITS = {"width": 1024, "latent_dim": 16384, "d_hidden": 16384, "z_hidden": 16384}
 
 
 class DatasetParams(Section):
@@ -91,6 +97,13 @@ class DataParams(Section, extra="allow"):
         for name, cfg in self.declared.items():
             if not DATASET_NAME.fullmatch(name):
                 raise invalid("", name, "a dataset name of letters, digits, '_' and '-'")
+            if name == BRAIN_DATASET:
+                raise Invalid(
+                    name,
+                    "is a reserved name: the brain study's prepared data live in data/prepared/brain (the brain_* "
+                    "stages, configured in the `brain` section); declare your dataset under a name of its own, "
+                    "e.g. data.my_scans, and list that name in run.datasets",
+                )
             if cfg.source == "embedded" and name != "mnist":
                 raise Invalid(
                     f"{name}.source",
@@ -145,7 +158,7 @@ class RunParams(Section):
     # `all`, or labels; `Params.classes_of` checks them against a dataset's classes (they exist only in the data)
     classes: Literal["all"] | Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(once)] = "all"
     # training seeds: each trains and scores anew (the split seed is `seed`)
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(once)] = [0]
+    seeds: Annotated[list[SeedInt], Field(min_length=1), AfterValidator(once)] = [0]
     # scored by another protocol's models
     audit_protocols: Annotated[list[Literal[tuple(AUDIT_PROTOCOLS)]], AfterValidator(once)] = []
 
@@ -175,7 +188,7 @@ class Params(Section):
     """params.yaml: every section checked, cross-section rules included. The section names are the file's;
     the properties below (`datasets`, `methods`, `data`, ...) are what the stages read."""
 
-    seed: NonNegativeInt = 0  # the split seed (and the demos'): every training seed sees the same splits
+    seed: SeedInt = 0  # the split seed (and the demos'): every training seed sees the same splits
     device: Text = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="'auto', 'cpu' or 'cuda[:N]'")
     run: RunParams
     executor: ExecutorParams = Field(default_factory=ExecutorParams)  # where a stage's jobs run
@@ -291,7 +304,49 @@ class Params(Section):
             section["latent_dim"] = self.latent_dim
         if section.get("latent_dim") == "auto":
             section["latent_dim"] = auto_latent or PAPER_LATENT_DIM[channels]
-        return parse(config_cls, section, f"methods.{name}")
+        config = parse(config_cls, section, f"methods.{name}")
+        for key, limit in SIZE_LIMITS.items():
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > limit:
+                where = (
+                    "model.latent_dim" if key == "latent_dim" and name == self.main_method else f"methods.{name}.{key}"
+                )
+                raise ParamsError(
+                    f"{where} = {value!r} is invalid: must be at most {limit} (larger networks would allocate "
+                    "more memory than a machine holds)"
+                )
+        return config
+
+    def check_selection(self, name: str, config, dataset: str) -> None:
+        """`select: best_val` needs validation images: refused when the dataset's split holds none."""
+        key, fraction = (
+            ("brain.val_fraction", self.brain.val_fraction)
+            if dataset == BRAIN_DATASET
+            else ("split.val_fraction", self.split.val_fraction)
+        )
+        if getattr(config, "select", None) == "best_val" and fraction == 0:
+            raise ParamsError(
+                f"methods.{name}.select = 'best_val' is invalid with {key} = 0: the best epoch is chosen on "
+                f"validation images, and there are none; set {key} above 0 (e.g. 0.1) or select: last"
+            )
+
+    def require(
+        self, dataset: str | None = None, protocol: str | None = None, method: str | None = None, brain: bool = True
+    ) -> None:
+        """A stage's --dataset, --protocol and --method name what params.yaml declares, else stop naming those.
+        `brain`: the stage also runs on the brain study's data (configure, train, score, evaluate, figures)."""
+        declared = sorted(self.data_section.declared) + ([BRAIN_DATASET] if brain else [])
+        if dataset is not None and dataset not in declared:
+            raise ParamsError(
+                f"--dataset {dataset!r} is not declared in params.yaml; declared: {declared} (declare it as "
+                f"data.{dataset} and list it in run.datasets)"
+            )
+        if protocol is not None:
+            known = [BRAIN_PROTOCOL] if dataset == BRAIN_DATASET else [*PROTOCOLS, *AUDIT_PROTOCOLS]
+            if protocol not in known:
+                raise ParamsError(f"--protocol {protocol!r} is unknown for {dataset}; known: {known}")
+        if method is not None and method not in self.all_methods():
+            raise ParamsError(f"--method {method!r} is not in run.methods {self.methods}; add it there")
 
     def classes_of(self, dataset: str, names: list[str]) -> list[int]:
         """run.classes for `dataset`, whose classes are `names`: all of them, or the listed labels."""
@@ -321,7 +376,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"'{path}' not found; run from the repository root")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"'{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"'{path}' is not valid YAML: {exc}") from exc
     return parse_params(raw or {})
@@ -330,6 +387,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def load_method_config(path: str | Path, name: str):
     """A method's resolved Config, as the configure stage wrote it."""
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"'{path}' not found; run `dvc repro` (its configure stage writes it)")
-    return parse(config_class(name), json.loads(path.read_text()), str(path))
+    rebuild = (
+        f"dvc repro -f -s {'brain_configure' if path.parent.name == BRAIN_DATASET else 'configure'}@{path.parent.name}"
+    )
+    value = read_json(path, rebuild)
+    if not isinstance(value, dict):
+        raise ParamsError(
+            f"'{path}' holds {type(value).__name__}, not a method's settings; rebuild it with `{rebuild}`"
+        )
+    return parse(config_class(name), value, str(path))

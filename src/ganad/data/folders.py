@@ -1,10 +1,12 @@
 """Image folders read with Pillow: classed (`root/<class>/...`, ImageFolder's convention) or flat.
 
-Every image is decoded, centre-cropped to a square and resized to `size` x `size`
-(32, the networks' input), grey ("L") or colour ("RGB"). A file that cannot be
-decoded is skipped; `read_images` returns the skipped paths with their reasons, and
-`warn_skipped` reports them in one warning. Decoding runs no code from the file
-(Pillow's decompression-bomb limit stays on).
+Every image is decoded as what it is (`_eight_bit`: 16-bit pixels scaled by 65535 -> 255, float pixels
+in [0, 1] by 255, a multi-frame TIFF's first frame), centre-cropped to a square and resized to `size` x
+`size` (32, the networks' input), grey ("L") or colour ("RGB"). A file that cannot be decoded, or whose
+pixels cannot be mapped to 8 bits without saturating (floats outside [0, 1], 32-bit integers beyond
+255), or a GIF, is skipped; `read_images` returns the skipped paths with their reasons, and
+`warn_skipped` reports them in one warning. Decoding runs no code from the file, and an image whose
+header declares more pixels than Pillow's decompression-bomb limit is refused before it is decoded.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import numpy as np
 
 from ganad.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 CHANNEL_CHOICES = ("auto", 1, 3)
 
 
@@ -34,23 +36,72 @@ class FolderImages:
 
 def image_files(folder: Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name (hidden files ignored)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def class_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _decode(path: Path, size: int, grey: bool | None):
-    """(array, is_grey) of one image, or raise any Pillow/OS error."""
+class NotDecoded(ValueError):
+    """An image file whose pixels cannot be mapped to 8 bits as they are; the message says why."""
+
+
+def _eight_bit(img):
+    """`img` as an 8-bit Pillow image, scaled by what its pixels are: 16-bit by 65535 -> 255, float in [0, 1]
+    by 255; 8-bit modes (L, RGB, P, LA, RGBA, 1, CMYK...) as they are. What cannot be mapped without
+    saturating raises NotDecoded with the reason."""
     from PIL import Image
 
-    with Image.open(path) as img:
+    mode = img.mode
+    if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # 16 bits a sample
+        values = np.asarray(img).astype(np.float64)
+        return Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L")
+    if mode == "I":  # 32-bit integers (TIFF): 8-bit values pass as they are, others have no known bit depth
+        values = np.asarray(img)
+        if values.size and (values.min() < 0 or values.max() > 255):
+            raise NotDecoded(
+                f"32-bit integer pixels span {values.min()}..{values.max()}, of no known bit depth; "
+                "save it as an 8- or 16-bit image"
+            )
+        return Image.fromarray(values.astype(np.uint8), "L")
+    if mode == "F":  # float: [0, 1] scaled to 0..255
+        values = np.asarray(img).astype(np.float64)
+        if not np.all(np.isfinite(values)) or (values.size and (values.min() < 0 or values.max() > 1)):
+            finite = values[np.isfinite(values)]
+            span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no finite value"
+            raise NotDecoded(
+                f"float pixels ({span}{', with NaN or inf' if finite.size < values.size else ''}) "
+                "are not in [0, 1]; scale them to [0, 1] or save it as an 8-bit image"
+            )
+        return Image.fromarray(np.round(values * 255.0).astype(np.uint8), "L")
+    return img
+
+
+def _decode(path: Path, size: int, grey: bool | None):
+    """(array, is_grey) of one image, or raise any Pillow/OS error or NotDecoded. The size its header declares
+    is checked against Pillow's decompression-bomb limit before any pixel is decoded; a multi-frame image
+    (a TIFF stack) gives its first frame; a GIF is not read."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused, not only warned about
+        img = Image.open(path)
+    with img:
+        w, h = img.size
+        if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+            raise NotDecoded(
+                f"its header declares {w}x{h} pixels, over the limit of {Image.MAX_IMAGE_PIXELS} "
+                "(a decompression bomb?); not decoded"
+            )
+        if img.format == "GIF":
+            raise NotDecoded("GIF images (palette, often animated) are not read; convert it to PNG")
         img.load()
         is_grey = img.mode in GREY_MODES
+        img = _eight_bit(img)
         img = img.convert("L" if (is_grey if grey is None else grey) else "RGB")
-        w, h = img.size
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
         img = img.crop((left, top, left + side, top + side))
@@ -72,6 +123,9 @@ def read_images(paths: list[Path], channels="auto", size: int = 32) -> tuple[np.
     for i, path in enumerate(paths):
         try:
             array, is_grey = _decode(path, size, grey)
+        except NotDecoded as exc:
+            skipped.append((str(path), str(exc)))
+            continue
         except Exception as exc:  # Pillow raises many types (UnidentifiedImageError, OSError, SyntaxError...)
             skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
             continue
@@ -88,8 +142,10 @@ def read_images(paths: list[Path], channels="auto", size: int = 32) -> tuple[np.
 def warn_skipped(skipped: list[tuple], where: Path) -> None:
     if skipped:
         listing = "\n".join(f"  {path} ({reason})" for path, reason in skipped)
-        warnings.warn(f"{where}: skipped {len(skipped)} file(s) that could not be decoded as images:\n{listing}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{where}: skipped {len(skipped)} file(s) that could not be decoded as 8-bit images:\n{listing}",
+            stacklevel=2,
+        )
 
 
 def _require_folder(folder: Path, what: str) -> Path:
@@ -109,15 +165,18 @@ def read_classed(folder: Path, channels="auto", size: int = 32, classes: list[st
     if classes is not None:
         unknown = sorted(set(names) - set(classes))
         if unknown:
-            raise DataError(f"'{folder}' has classes {unknown} that the training folder lacks ({classes}); "
-                            "give both the same class subfolders")
+            raise DataError(
+                f"'{folder}' has classes {unknown} that the training folder lacks ({classes}); "
+                "give both the same class subfolders"
+            )
     classes = classes if classes is not None else names
     paths, labels = [], []
     for sub in subfolders:
         files = image_files(sub)
         if not files:
-            raise DataError(f"class folder '{sub}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                            "add images or remove the folder")
+            raise DataError(
+                f"class folder '{sub}' holds no images ({', '.join(IMAGE_SUFFIXES)}); add images or remove the folder"
+            )
         paths += files
         labels += [classes.index(sub.name)] * len(files)
     x, kept, skipped = read_images(paths, channels, size)
@@ -134,8 +193,10 @@ def read_collection(folder: Path, channels="auto", size: int = 32) -> FolderImag
     folder = _require_folder(folder, "image folder")
     files, subfolders = image_files(folder), class_folders(folder)
     if files and subfolders:
-        raise DataError(f"'{folder}' mixes images and subfolders; keep the images either all directly inside "
-                        "it (an unlabelled collection) or all in subfolders named by their label")
+        raise DataError(
+            f"'{folder}' mixes images and subfolders; keep the images either all directly inside "
+            "it (an unlabelled collection) or all in subfolders named by their label"
+        )
     if subfolders:
         return read_classed(folder, channels, size)
     if not files:

@@ -8,7 +8,6 @@ only the rows a split names, so no stage copies a whole dataset.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganad.data.protocols import rebuild_prepared
 from ganad.data.sources import RawDataset
+from ganad.errors import DataError
+from ganad.files import load_npy, replace_folder, save_npy, write_json
 
 IMAGE_SIZE = 32
 
@@ -31,22 +33,29 @@ def resize_uint8(x: np.ndarray, size: int = IMAGE_SIZE, chunk: int = 4096) -> np
         return np.ascontiguousarray(x)
     out = np.empty((len(x), x.shape[1], size, size), dtype=np.uint8)
     for start in range(0, len(x), chunk):
-        batch = torch.from_numpy(x[start:start + chunk]).float()
+        batch = torch.from_numpy(x[start : start + chunk]).float()
         resized = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out[start:start + chunk] = resized.round().clamp(0, 255).to(torch.uint8).numpy()
+        out[start : start + chunk] = resized.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
 
 
 def prepare(raw: RawDataset, out_dir: Path) -> dict:
-    """Write images.npy (uint8 N,C,32,32), labels.npy and meta.json (sizes, channels, class names) into out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write images.npy (uint8 N,C,32,32), labels.npy and meta.json (sizes, channels, class names) into out_dir,
+    replacing the folder whole (`ganad.files.replace_folder`): a failure leaves the previous three files."""
     images = resize_uint8(np.concatenate([to_nchw(raw.x_train), to_nchw(raw.x_test)]))
     labels = np.concatenate([raw.y_train, raw.y_test]).astype(np.int64)
-    meta = {"dataset": raw.name, "n_train": len(raw.y_train), "n_test": len(raw.y_test),
-            "channels": int(images.shape[1]), "size": IMAGE_SIZE, "classes": list(raw.classes)}
-    np.save(out_dir / "images.npy", images)
-    np.save(out_dir / "labels.npy", labels)
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    meta = {
+        "dataset": raw.name,
+        "n_train": len(raw.y_train),
+        "n_test": len(raw.y_test),
+        "channels": int(images.shape[1]),
+        "size": IMAGE_SIZE,
+        "classes": list(raw.classes),
+    }
+    with replace_folder(out_dir) as tmp:
+        save_npy(tmp / "images.npy", images)
+        save_npy(tmp / "labels.npy", labels)
+        write_json(tmp / "meta.json", meta)
     return meta
 
 
@@ -65,10 +74,20 @@ class ImageSet:
     index: np.ndarray  # rows of the pooled array, for tracing a score back to its image
 
     @classmethod
-    def from_dir(cls, prepared_dir: Path, index: np.ndarray) -> "ImageSet":
-        images = np.load(Path(prepared_dir) / "images.npy", mmap_mode="r")
-        labels = np.load(Path(prepared_dir) / "labels.npy", mmap_mode="r")
+    def from_dir(cls, prepared_dir: Path, index: np.ndarray, rebuild: str | None = None) -> ImageSet:
+        """The rows `index` of a prepared folder; a missing or truncated file stops naming it and `rebuild`
+        (by default the preprocess stage of the folder's dataset)."""
+        prepared_dir = Path(prepared_dir)
+        rebuild = rebuild or rebuild_prepared(prepared_dir.name)
+        images = load_npy(prepared_dir / "images.npy", rebuild)
+        labels = load_npy(prepared_dir / "labels.npy", rebuild)
         index = np.asarray(index, dtype=np.int64)
+        if len(images) != len(labels) or (len(index) and (index.min() < 0 or index.max() >= len(images))):
+            raise DataError(
+                f"'{prepared_dir}' holds {len(images)} images and {len(labels)} labels, which do not fit the "
+                f"split read with it (indices up to {index.max() if len(index) else '-'}); rebuild the prepared "
+                f"data with `{rebuild}`, then the splits"
+            )
         return cls(to_unit_range(images[index]), np.asarray(labels[index]), index)
 
     def __len__(self) -> int:

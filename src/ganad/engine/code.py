@@ -26,6 +26,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
+from ganad.files import write_text
 from ganad.methods import REGISTRY
 
 SRC = Path(__file__).resolve().parents[2]  # src/
@@ -124,5 +125,5 @@ def write_digests(root: Path = Path(".")) -> dict[Path, int]:
     for path, files in wanted.items():
         text = digest_text(files)
         if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
+            write_text(path, text)
     return {path: len(files) for path, files in wanted.items()}

@@ -14,10 +14,10 @@ import pandas as pd
 
 from ganad.config.params import Params, load_method_config
 from ganad.data.images import ImageSet
-from ganad.data.protocols import anomaly_labels, load_split, trained_under
+from ganad.data.protocols import BRAIN_DATASET, anomaly_labels, load_split, trained_under
 from ganad.engine.code import code_version
 from ganad.methods import method_class
-from ganad.methods.common.training_run import TrainingRun
+from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
 from ganad.runtime import layout, store
 from ganad.runtime.device import resolve_device, seed_everything
 from ganad.runtime.executors import map_jobs
@@ -141,8 +141,13 @@ def score_class(
     test = ImageSet.from_dir(layout.prepared(dataset), split["test"])
     scores = method.score(test)
     if not np.all(np.isfinite(scores)):
-        raise FloatingPointError(
-            f"{method_name} gave non-finite scores for {dataset} {protocol} class {cls} seed {seed}"
+        trained = trained_under(protocol)
+        prefix = "brain_" if dataset == BRAIN_DATASET else ""
+        raise TrainingDiverged(
+            f"{method_name} gave non-finite scores to {int((~np.isfinite(scores)).sum())} of {len(scores)} test "
+            f"images of {dataset} {protocol} class {cls} seed {seed}: its model diverged in training. Lower "
+            f"methods.{method_name}.lr and retrain with "
+            f"`dvc repro -f -s {prefix}train@{dataset}-{trained}-{method_name}`"
         )
     table = pd.DataFrame(
         {

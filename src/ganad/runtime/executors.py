@@ -36,7 +36,8 @@ EXTRAS = {"submitit": "slurm", "ray": "ray"}  # optional module -> the pip extra
 
 
 class JobFailed(StageError, RuntimeError):
-    """One job of a stage failed; the message names its key and carries its traceback."""
+    """One job of a stage failed; the message names its key and the error's own message, with the job's
+    traceback when the error is not one ganad raises on purpose (a `StageError`) or GANAD_DEBUG=1."""
 
 
 def cores() -> int:
@@ -112,10 +113,17 @@ def run_job(fn: Callable, params, args: tuple, key, threads: int | None = None, 
     try:
         return fn(params, *args, key)
     except Exception as exc:
+        job = f"job {key} ({fn.__name__} {' '.join(map(str, args))}) failed"
+        if isinstance(exc, StageError) and not debugging():  # the message names the problem and the fix already
+            raise JobFailed(f"{job}: {exc}") from None
         raise JobFailed(
-            f"job {key} ({fn.__name__} {' '.join(map(str, args))}) failed: "
-            f"{type(exc).__name__}: {exc}\n--- the job's traceback ---\n{traceback.format_exc()}"
+            f"{job}: {type(exc).__name__}: {exc}\n--- the job's traceback ---\n{traceback.format_exc()}"
         ) from None
+
+
+def debugging() -> bool:
+    """GANAD_DEBUG=1: a job's error carries its traceback even when it is one ganad raises on purpose."""
+    return os.environ.get("GANAD_DEBUG", "").strip() not in ("", "0")
 
 
 def optional_module(name: str):
@@ -208,10 +216,25 @@ def _slurm(executor, jobs_setting, device, fn, params, args, keys) -> list:
             for other in submitted:
                 if not other.done():
                     other.cancel(check=False)
-            raise JobFailed(
-                f"job {key} ({fn.__name__}) failed on {s.cluster} (job {job.job_id}, logs in {s.folder}): {exc}"
-            ) from None
+            where = f"on {s.cluster} (job {job.job_id}, logs in {s.folder})"
+            own = _own_message(str(exc))
+            if own is not None:  # a StageError's one line, without submitit's copy of the traceback
+                raise JobFailed(f"{own} {where}") from None
+            raise JobFailed(f"job {key} ({fn.__name__}) failed {where}: {exc}") from None
     return results
+
+
+def _own_message(text: str) -> str | None:
+    """The message of a `JobFailed` that `run_job` raised for a StageError, out of the traceback text that
+    submitit reports; None when the job failed otherwise (its traceback is the message) or GANAD_DEBUG=1."""
+    marker = f"{JobFailed.__module__}.{JobFailed.__qualname__}: "
+    if debugging() or marker not in text:
+        return None
+    rest = text.rsplit(marker, 1)[1]
+    if "--- the job's traceback ---" in rest:
+        return None
+    message = rest.split("\n---", 1)[0].strip()  # submitit's log paths follow a rule of dashes
+    return None if "\n" in message else message
 
 
 def _ray(executor, jobs_setting, device, fn, params, args, keys) -> list:

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from ganad.errors import ParamsError
+from ganad.files import replace_folder
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name under reports/runs
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "reports")
@@ -79,9 +80,13 @@ def keep(
     if not (reports / "results.md").is_file():
         raise ParamsError(f"'{reports / 'results.md'}' not found: run the pipeline to its report stage first")
     dest = runs_dir(root) / name
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with replace_folder(dest) as tmp:  # a failure leaves the kept run of that name as it was
+        _fill(root, tmp, name, command, notes, outputs)
+    return dest
+
+
+def _fill(root: Path, tmp: Path, name: str, command: str, notes, outputs) -> None:
+    """The kept run's files, into `tmp`."""
     for path in report_outputs(root) if outputs is None else outputs:
         source, target = root / path, tmp / path.relative_to("reports")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +114,6 @@ def keep(
         "[results.md](results.md) is its results page (its links point into this folder).\n"
         + (f"\n## About this run\n\n{about}" if about else "")
     )
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
 
 
 @click.command()

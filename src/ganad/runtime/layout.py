@@ -1,7 +1,10 @@
 """Where each stage reads and writes; dvc.yaml spells the same paths."""
 
-import json
 from pathlib import Path
+
+from ganad.data.protocols import rebuild_prepared
+from ganad.errors import DataError
+from ganad.files import read_json
 
 DATA = Path("data")
 MODELS = Path("models")
@@ -17,8 +20,15 @@ def prepared(dataset: str) -> Path:
 
 
 def prepared_meta(dataset: str) -> dict:
-    """The prepared dataset's sizes, channel count and class names (meta.json, written by `images.prepare`)."""
-    return json.loads((prepared(dataset) / "meta.json").read_text())
+    """The prepared dataset's sizes, channel count and class names (meta.json, written by `images.prepare`); a
+    missing or broken file stops naming the command that writes it."""
+    meta = read_json(prepared(dataset) / "meta.json", rebuild_prepared(dataset))
+    if not isinstance(meta, dict) or not isinstance(meta.get("channels"), int):
+        raise DataError(
+            f"'{prepared(dataset) / 'meta.json'}' lacks the prepared data's channel count; rebuild it "
+            f"with `{rebuild_prepared(dataset)}`"
+        )
+    return meta
 
 
 def splits(dataset: str, protocol: str) -> Path:

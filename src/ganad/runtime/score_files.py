@@ -7,12 +7,13 @@ reason; its score file holds a header and a `# unavailable:` line instead of row
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ganad.errors import MissingInput
+from ganad.errors import DataError
+from ganad.files import atomic_write, read_csv, read_json, write_text
 from ganad.runtime import layout
 
 COLUMNS = ["class", "seed", "index", "label", "anomalous", "score"]
@@ -25,8 +26,7 @@ def mark_unavailable(dataset: str, protocol: str, method_name: str, reason: str)
         layout.unavailable(dataset, protocol, method_name),
         layout.training_logs(dataset, protocol, method_name) / "UNAVAILABLE.txt",
     ):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(reason.strip() + "\n")
+        write_text(path, reason.strip() + "\n")
 
 
 def unavailable_reason(dataset: str, protocol: str, method_name: str) -> str | None:
@@ -35,11 +35,8 @@ def unavailable_reason(dataset: str, protocol: str, method_name: str) -> str | N
 
 
 def _replace(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
         write(f)
-    os.replace(tmp, path)
 
 
 def write_table(path: Path, table: pd.DataFrame) -> None:
@@ -58,14 +55,36 @@ def write_scores(path: Path, table: pd.DataFrame | None, unavailable: str | None
     _replace(Path(path), write)
 
 
-def read_scores(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """The score table and, for a method that could not run, the reason."""
-    if not Path(path).is_file():
-        raise MissingInput(f"'{path}' not found; run `dvc repro` (the score stage writes it)")
-    with open(path) as f:
-        first = f.readline()
+def rebuild_scores(path: Path) -> str:
+    """The command that writes the score file data/scores/<dataset>/<protocol>/<method>.csv again."""
+    path = Path(path)
+    dataset, protocol, method = path.parent.parent.name, path.parent.name, path.name.split(".")[0]
+    prefix = "brain_" if dataset == "brain" else "leak_" if protocol.endswith("_leaky") else ""
+    return f"dvc repro -f -s {prefix}score@{dataset}-{protocol}-{method}"
+
+
+def read_scores(path: Path, rebuild: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The score table and, for a method that could not run, the reason. A table that is cut, of other
+    columns, or with a score that is not a finite number stops naming the file and `rebuild`."""
+    path = Path(path)
+    rebuild = rebuild or rebuild_scores(path)
+    table = read_csv(path, rebuild, COLUMNS, comment="#")
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", "replace")
     reason = first.split(":", 1)[1].strip() if first.startswith("# unavailable:") else None
-    return pd.read_csv(path, comment="#"), reason
+    if reason is None:
+        for column in COLUMNS:
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                value = table[column].iloc[row]
+                value = value.item() if isinstance(value, np.generic) else value
+                raise DataError(
+                    f"'{path}': column '{column}' holds {value!r} in row {row + 2}, not a finite "
+                    f"number ({int(bad.sum())} such row(s)); rebuild it with `{rebuild}`"
+                )
+    return table, reason
 
 
 def write_selected(path: Path, selected: dict) -> None:
@@ -73,4 +92,4 @@ def write_selected(path: Path, selected: dict) -> None:
 
 
 def read_selected(path: Path) -> dict:
-    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    return read_json(path, rebuild_scores(path)) if Path(path).is_file() else {}

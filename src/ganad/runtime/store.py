@@ -12,15 +12,15 @@ equals the old one leaves DVC nothing to rerun.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 
 from ganad.errors import StageError
+from ganad.files import write_bytes
 
 FORMAT = "ganad-store/1"
 
@@ -82,14 +82,10 @@ def _decode(node, tensors: dict[str, torch.Tensor]):
 def save(path: str | Path, tree: dict) -> Path:
     """Write `tree` to `path` atomically (a crash leaves the old file or none, never half a file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(tree, tensors)
-    tmp = path.with_name(path.name + ".tmp")
     # one metadata entry: safetensors keeps metadata in a hash map, whose order is not fixed
-    save_file(tensors, str(tmp), metadata={"ganad": json.dumps({"format": FORMAT, "tree": skeleton})})
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, save_bytes(tensors, metadata={"ganad": json.dumps({"format": FORMAT, "tree": skeleton})}))
 
 
 def load(path: str | Path) -> dict:

@@ -182,6 +182,7 @@ class NeuralMethod(Method):
                 # log: the epoch's mean losses and validation metrics; remember the best epoch
                 metrics = {key: total / counts[key] for key, total in sums.items()}
                 metrics.update(self.epoch_metrics(epoch, epoch == epochs - 1, train, val))
+                run.check_validation(metrics, epoch, len(val))
                 self._remember_if_best(epoch, metrics.get("val_score", float("nan")))
                 run.end_epoch(self, epoch, metrics)
         if cfg.select == "best_val" and self.best is not None:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import torch
 
 from ganad.errors import StageError
+from ganad.files import TMP_MARK, remove_stale_temporaries
 from ganad.runtime import store
 
 
@@ -38,16 +41,23 @@ class TrainingRun:
         self.log_dir = Path(log_dir) if log_dir else None
         self.history: list[dict] = []
         self.live = None
+        self.previous: Path | None = None  # the curves of the previous run, set aside until this one ends
 
     # --- the curves -------------------------------------------------------------------------------
 
     def _open_live(self) -> None:
-        """A fresh dvclive folder holding the history so far, exactly as it was logged."""
+        """A fresh dvclive folder holding the history so far, exactly as it was logged. The previous curves
+        move aside (`.<class>.tmp-<unique>`) until this run ends: a run that fails puts them back, so a
+        failed retrain leaves the curves of the model that is still there."""
         if self.log_dir is None:
             return
         from dvclive import Live
 
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        remove_stale_temporaries(self.log_dir.parent, self.log_dir.name)  # set aside by a run that was killed
+        self.previous = None
+        if self.log_dir.is_dir():
+            self.previous = self.log_dir.with_name(f".{self.log_dir.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+            os.replace(self.log_dir, self.previous)
         self.live = Live(str(self.log_dir), save_dvc_exp=False, dvcyaml=False)
         for entry in self.history:
             self._log(entry)
@@ -58,7 +68,19 @@ class TrainingRun:
                 self.live.log_metric(key, value)
         self.live.next_step()
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """End the curves: on success the previous ones go; after a failure (`completed` False) they come
+        back in place of this run's."""
+        self._end_live()
+        previous, self.previous = self.previous, None
+        if previous is not None and previous.is_dir():
+            if completed:
+                shutil.rmtree(previous, ignore_errors=True)
+            else:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
+                os.replace(previous, self.log_dir)
+
+    def _end_live(self) -> None:
         if self.live is not None:
             try:
                 self.live.end()
@@ -73,8 +95,8 @@ class TrainingRun:
     def __enter__(self) -> TrainingRun:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *rest) -> None:
+        self.close(completed=exc_type is None)
 
     # --- resume -----------------------------------------------------------------------------------
 
@@ -127,6 +149,17 @@ class TrainingRun:
                     f"loss '{name}' became {value} at epoch {epoch}, step {step}; {kept}. "
                     "Lower the learning rate or check the input data for NaNs."
                 )
+
+    def check_validation(self, metrics: dict[str, float], epoch: int, n_val: int) -> None:
+        """A validation score that is NaN or infinite (with validation images to score) stops training as a
+        NaN loss does, before the epoch is checkpointed."""
+        value = metrics.get("val_score")
+        if n_val and value is not None and not math.isfinite(value):
+            kept = f"the last good checkpoint stays at '{self.checkpoint}'" if self.checkpoint else "nothing was saved"
+            raise TrainingDiverged(
+                f"the validation score became {value} at epoch {epoch} (its {n_val} normal validation images); "
+                f"{kept}. Lower the learning rate or check the input data for NaNs."
+            )
 
     def end_epoch(self, method, epoch: int, metrics: dict[str, float]) -> None:
         entry = {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}}

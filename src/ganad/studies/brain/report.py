@@ -12,7 +12,7 @@ paper's figure are not in its text and are marked so, not guessed.
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from scipy.stats import bootstrap, mannwhitneyu
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ganad.evaluation.papers import BRAIN_AUROC
+from ganad.files import write_bytes, write_json, write_text
 
 PAPER_AUROC = BRAIN_AUROC  # ADAE Section 5; Fig. 3's AE, VAE and ceVAE bars are not in the paper's text
 FIG3 = {"dcae": "AE", "vae": "VAE", "cevae": "ceVAE", "adae": "ADAE"}  # the bars of ADAE Fig. 3, in its order
@@ -189,10 +190,10 @@ def fig3(metrics: dict[str, dict], path: Path) -> Path:
     ax.set_title("Tumour slices, healthy to tumour (ADAE Fig. 3)")
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), loc="lower right", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=fig.dpi)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi)
+    return write_bytes(path, buffer.getvalue())
 
 
 def write_results(metrics: dict[str, dict], prepared: dict, out_dir: Path) -> list[Path]:
@@ -200,7 +201,7 @@ def write_results(metrics: dict[str, dict], prepared: dict, out_dir: Path) -> li
     Fig. 3, in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "metrics.json", out_dir / "results.md", out_dir / "fig3_auroc.png"]
-    paths[0].write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(paths[0], metrics)
     preprocessing = prepared["preprocessing"]
     counts = preprocessing["counts"]
     lines = ["# Brain MRI: slice-wise tumour detection, healthy to tumour (ADAE Section 4.1)", ""]
@@ -229,6 +230,6 @@ def write_results(metrics: dict[str, dict], prepared: dict, out_dir: Path) -> li
         "![Fig. 3](fig3_auroc.png)",
         "",
     ]
-    paths[1].write_text("\n".join(lines))
+    write_text(paths[1], "\n".join(lines))
     fig3(metrics, paths[2])
     return paths

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from ganad.data.protocols import save_splits
 from ganad.errors import DataError
+from ganad.files import swap_in
 from ganad.studies.brain import CLASSES, DATASET, BrainParams
 from ganad.studies.brain.volumes import (
     GRADES,
@@ -340,8 +341,7 @@ def _replace_all(
     tmp_report.write_text(json.dumps(report, indent=2) + "\n")
     tmp_figure = report_dir / "orientation.tmp.png"
     orientation_figure(qa, tmp_figure)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    swap_in(tmp, out_dir)
     os.replace(tmp_split, split_path)
     os.replace(tmp_report, report_dir / "prepare.json")
     os.replace(tmp_figure, report_dir / "orientation.png")

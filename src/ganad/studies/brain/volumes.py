@@ -169,6 +169,7 @@ def geometry(path: Path) -> tuple[tuple[int, int, int], tuple[float, float, floa
             f"'{path}' holds an array of shape {img.shape}, expected a 3-D volume (x, y, z); "
             "replace it with the original volume"
         )
+    _check_size(path, img)
     shape, zooms = [0, 0, 0], [0.0, 0.0, 0.0]
     for axis, size, zoom in zip(nib.io_orientation(img.affine)[:, 0].astype(int), img.shape, img.header.get_zooms()):
         shape[axis], zooms[axis] = int(size), float(zoom)
@@ -222,11 +223,26 @@ def load_segmentation(path: Path) -> np.ndarray:
     return labels.astype(np.int16)
 
 
+MAX_VOXELS = 512**3  # larger headers are damaged or not a brain volume: reading them would exhaust memory
+
+
+def _check_size(path: Path, img) -> None:
+    """A header that declares more voxels than a brain volume holds stops before any voxel is read."""
+    voxels = int(np.prod(img.shape, dtype=np.int64))
+    if voxels > MAX_VOXELS:
+        raise DataError(
+            f"'{path}' declares {'x'.join(map(str, img.shape))} voxels, more than a brain MRI volume holds (at "
+            "most 512x512x512); check that it is a T1/T2/FLAIR volume or a segmentation, or replace the damaged "
+            "file"
+        )
+
+
 def _voxels(path: Path, dtype=None) -> np.ndarray:
     """The voxels of a 3-D NIfTI file in RAS orientation, as `dtype` (None: the file's type, scaling applied)."""
     img = _open(path)
     if len(img.shape) != 3:
         raise DataError(f"'{path}' holds an array of shape {img.shape}, expected a 3-D volume (x, y, z)")
+    _check_size(path, img)
     try:
         data = np.asarray(img.dataobj, dtype=dtype)
     except (OSError, EOFError, ValueError, zlib.error) as err:
