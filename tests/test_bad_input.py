@@ -335,7 +335,7 @@ CASES = [
     ("model file a pickle", write(MODEL, a_pickle), SCORE, r"class0.safetensors' is not a ganad model"),
     ("model file missing", remove(MODEL), SCORE, r"class0.safetensors"),
     ("score file missing", remove(SCORES), EVALUATE, r"dcae.csv"),
-    # --- issue 37: params --------------------------------------------------------------------------------
+    # --- params --------------------------------------------------------------------------------
     (
         "params not UTF-8",
         write("params.yaml", "seed: 0\nrun: {datasets: [café]}\n".encode("latin-1")),
@@ -419,7 +419,7 @@ CASES = [
         None,
         r"--method 'vae' is not in run.methods \['dcae'\]",
     ),
-    # --- issue 37: the npz a dataset comes from ----------------------------------------------------------
+    # --- the npz a dataset comes from ----------------------------------------------------------
     ("string labels", tiny_npz(y_train=np.array(list("abcd") * 10)), FETCH, r"y_train holds <U1 values.*classes"),
     (
         "a NaN label",
@@ -489,7 +489,7 @@ CASES = [
         PREPROCESS,
         r"data/raw/mnist.npz' not found; rebuild it with `dvc repro -f -s fetch@mnist`",
     ),
-    # --- issue 37: image folders -------------------------------------------------------------------------
+    # --- image folders -------------------------------------------------------------------------
     ("image folder of GIFs", images_folder("gif"), FETCH_PHOTOS, r"photos/cats' holds no decodable image"),
     (
         "image folder of floats beyond 1",
@@ -503,7 +503,7 @@ CASES = [
         FETCH_PHOTOS,
         r"photos/cats' holds no decodable image",
     ),
-    # --- issue 37: the files stages pass to each other -----------------------------------------------------
+    # --- the files stages pass to each other -----------------------------------------------------
     (
         "raw npz truncated",
         write("data/raw/mnist.npz", cut(300)),
@@ -619,7 +619,7 @@ CASES = [
         EVALUATE,
         r"dcae.csv' (is not a readable CSV|has columns|: column)",
     ),
-    # --- issue 37: training that diverges ------------------------------------------------------------------
+    # --- training that diverges ------------------------------------------------------------------
     (
         "validation score NaN",
         both(config_value("lr", 1e30), config_value("batch_size", 1000)),
