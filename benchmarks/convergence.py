@@ -2,11 +2,12 @@
 
 Each method trains on a study split of the official TRAINING images (ganad.evaluation.convergence.study_split:
 held-out normals and anomalies of the other classes as a labelled study test set; the test images the tables
-report are never read), with its settings from params.yaml (`--profile` composes another). After every epoch
-that passes the next evaluation point it logs the validation criterion (`val_score`, the method's own, as
+report are never read), with its settings from params.yaml (`--set method.key=value` overrides one). Every
+`--every` updates (within epochs too) it logs the validation criterion (`val_score`, the method's own, as
 `select: best_val` uses it) and the study AUROC of the weights as they stand; a run stops when `val_score` has
 not improved for `--patience` evaluations, or at `--cap` updates. Curves are appended as they come
-(`curves.csv`), so an interrupted study resumes with the (method, protocol, class) runs it lacks.
+(`curves.csv`), so an interrupted study resumes with the (method, protocol, class) runs it lacks (the partial
+curve of the run it was in is dropped first).
 
     python benchmarks/convergence.py run --data data/external/mnist.npz --out reports/convergence/mnist \\
         --protocol leave_one_class_out --classes 1,9,0,4 --methods dcae,adae --cap 3000
@@ -53,46 +54,54 @@ class StopStudy(Exception):
 
 
 class StudyRun(TrainingRun):
-    """A run without checkpoints that, at each evaluation point, scores the study test set with the weights as they
-    stand and appends a row to the curves file; it stops training when `val_score` stops improving."""
+    """A run without checkpoints that, every `every` updates (counted step by step, so that a large training set is
+    evaluated within its epochs too), logs the validation criterion and the study AUROC of the weights as they stand
+    to the curves file; it stops training when `val_score` has not improved for `patience` evaluations, or at the
+    cap. An evaluation leaves training as it found it: the RNG state and the networks' train mode are restored."""
 
-    def __init__(self, key, test: ImageSet, anomalous, schedule, out: Path):
+    def __init__(self, key, data: tuple[ImageSet, ImageSet, ImageSet], anomalous, schedule, out: Path):
         super().__init__(None, "study")
-        self.key, self.test, self.anomalous, self.out = key, test, anomalous, out
-        self.every, self.cap, self.patience, self.per_epoch = schedule
-        self.next_eval, self.best, self.since_best = self.every, math.inf, 0
+        self.key, self.anomalous, self.out = key, anomalous, out
+        self.train, self.val, self.test = data
+        self.every, self.cap, self.patience = schedule
+        self.method = None  # the method being trained, set before fit
+        self.updates, self.next_eval, self.best, self.since_best = 0, self.every, math.inf, 0
         self.cpu = 0.0
         self.started = time.process_time()
 
-    def end_epoch(self, method, epoch: int, metrics: dict[str, float]) -> None:
-        super().end_epoch(method, epoch, metrics)
-        updates = (epoch + 1) * self.per_epoch
-        if updates < self.next_eval and updates < self.cap:
-            return
+    def check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
+        super().check_finite(losses, epoch, step)
+        self.updates += 1
+        if self.updates >= self.next_eval or self.updates >= self.cap:
+            self.evaluate(epoch)
+
+    def evaluate(self, epoch: int) -> None:
         self.cpu += time.process_time() - self.started  # training time only: evaluation is not counted
-        self.next_eval = updates + self.every
-        auroc = self.study_auroc(method)
-        val = float(metrics.get("val_score", float("nan")))
-        row = [*self.key, epoch, updates, round(self.cpu, 2), val, auroc]
+        self.next_eval = self.updates + self.every
+        rng = torch.get_rng_state()
+        val = float(self.method.epoch_metrics(epoch, False, self.train, self.val).get("val_score", float("nan")))
+        auroc = self.study_auroc(self.method)
+        torch.set_rng_state(rng)
+        if hasattr(self.method, "_mode"):
+            self.method._mode(True)  # scoring switched the networks to eval mode; the epoch goes on training
+        row = [*self.key, epoch, self.updates, round(self.cpu, 2), val, auroc]
         pd.DataFrame([row], columns=CURVE_COLUMNS).to_csv(self.out, mode="a", header=False, index=False)
-        print(f"  {self.key} updates {updates}: val_score {val:.4g}, study AUROC {auroc:.3f}", flush=True)
+        print(f"  {self.key} updates {self.updates}: val_score {val:.4g}, study AUROC {auroc:.3f}", flush=True)
         if math.isfinite(val) and val < self.best - 1e-3 * abs(self.best if math.isfinite(self.best) else val):
             self.best, self.since_best = val, 0
         else:
             self.since_best += 1
         self.started = time.process_time()
-        if self.since_best >= self.patience or updates >= self.cap:
+        if self.since_best >= self.patience or self.updates >= self.cap:
             raise StopStudy
 
     def study_auroc(self, method) -> float:
-        """The study AUROC of the method as training stands, the RNG untouched (scoring must not move training)."""
-        rng = torch.get_rng_state()
+        """The study AUROC of the method as training stands."""
         scorer = method
         if hasattr(method, "fit_mixture"):  # IGMM-GAN scores with a mixture fitted after training
             scorer = copy.deepcopy(method)
             scorer.fit_mixture(scorer.encodings(self.train), scorer.encodings(self.val))
         scores = np.asarray(scorer.score(self.test), dtype=float)
-        torch.set_rng_state(rng)
         return float(roc_auc_score(self.anomalous, scores)) if np.all(np.isfinite(scores)) else float("nan")
 
 
@@ -124,9 +133,9 @@ def main() -> None:
 @click.option("--classes", default="1,9,0,4", help="comma-separated class labels")
 @click.option("--methods", default=",".join(NETWORK_METHODS))
 @click.option("--set", "overrides", multiple=True, help="method.key=value, e.g. adae.width=64")
-@click.option("--every", default=100, help="evaluate at the first epoch end at or past every N updates")
+@click.option("--every", default=100, help="evaluate every N updates")
 @click.option("--cap", default=4000, help="stop at this many updates")
-@click.option("--patience", default=4, help="stop after this many evaluations without a better val_score")
+@click.option("--patience", default=12, help="stop after this many evaluations without a better val_score")
 @click.option("--test-size", default=1000, help="study test images (held-out normals and anomalies)")
 @click.option("--search-test-size", default=300, help="study test images for the search-scored methods")
 @click.option("--threads", default=2)
@@ -143,47 +152,52 @@ def run(
     if not curves.is_file():
         curves.write_text(",".join(CURVE_COLUMNS) + "\n")
     finished = done_keys(done)
-    (out / "command.txt").write_text(" ".join(["python", *sys.argv]) + "\n")
+    keys = [(m, p, int(c)) for p in protocols for c in classes.split(",") for m in methods.split(",")]
+    logged = pd.read_csv(curves)
+    pending = set(keys) - finished
+    partial = [tuple(k) in pending for k in logged[["method", "protocol", "class"]].itertuples(index=False)]
+    if any(partial):  # an interrupted run's partial curve: that run starts again
+        logged[[not p for p in partial]].to_csv(curves, index=False)
+    with (out / "command.txt").open("a") as f:  # every invocation that added to the study, in order
+        f.write(" ".join(["python", *sys.argv]) + "\n")
     settings = {}
     for item in overrides:
         key, value = item.split("=", 1)
         name, field = key.split(".", 1)
         settings.setdefault(name, {})[field] = json.loads(value) if value[:1].isdigit() or value[:1] in "[{-" else value
-    for protocol in protocols:
-        for cls in [int(c) for c in classes.split(",")]:
-            for name in methods.split(","):
-                key = (name, protocol, cls)
-                if key in finished:
-                    continue
-                size = search_test_size if name in SEARCH_METHODS else test_size
-                split = study_split(labels, protocol, cls, size, params.split.val_fraction, seed)
-                train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
-                anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
-                config = params.method_config(name, images.shape[1])
-                per_epoch_n = len(train) - len(train) % config.batch_size if config.drop_last else len(train)
-                per_epoch = max(1, -(-per_epoch_n // config.batch_size))
-                config = config.model_copy(
-                    update={
-                        "epochs": -(-cap // per_epoch),
-                        "min_steps": 0,
-                        "select": "last",
-                        "threads": threads,
-                        **settings.get(name, {}),
-                    }
-                )
-                print(
-                    f"{key}: {len(train)} train, {len(val)} val, {len(test)} study test "
-                    f"({int(anomalous.sum())} anomalous), {per_epoch} updates per epoch",
-                    flush=True,
-                )
-                seed_everything(seed * 1000 + cls)
-                method = method_class(name)(config, images.shape[1], torch.device("cpu"))
-                study = StudyRun(key, test, anomalous, (every, cap, patience, per_epoch), curves)
-                study.train, study.val = train, val
-                with contextlib.suppress(StopStudy):  # the criterion stopped improving, or the cap
-                    method.fit(train, val, study)
-                with done.open("a") as f:
-                    f.write(json.dumps(list(key)) + "\n")
+    for key in keys:
+        name, protocol, cls = key
+        if key in finished:
+            continue
+        size = search_test_size if name in SEARCH_METHODS else test_size
+        split = study_split(labels, protocol, cls, size, params.split.val_fraction, seed)
+        train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
+        anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
+        config = params.method_config(name, images.shape[1])
+        per_epoch_n = len(train) - len(train) % config.batch_size if config.drop_last else len(train)
+        per_epoch = max(1, -(-per_epoch_n // config.batch_size))
+        config = config.model_copy(
+            update={
+                "epochs": -(-cap // per_epoch),
+                "min_steps": 0,
+                "select": "last",
+                "threads": threads,
+                **settings.get(name, {}),
+            }
+        )
+        print(
+            f"{key}: {len(train)} train, {len(val)} val, {len(test)} study test "
+            f"({int(anomalous.sum())} anomalous), {per_epoch} updates per epoch",
+            flush=True,
+        )
+        seed_everything(seed * 1000 + cls)
+        method = method_class(name)(config, images.shape[1], torch.device("cpu"))
+        study = StudyRun(key, (train, val, test), anomalous, (every, cap, patience), curves)
+        study.method = method
+        with contextlib.suppress(StopStudy):  # the criterion stopped improving, or the cap
+            method.fit(train, val, study)
+        with done.open("a") as f:
+            f.write(json.dumps(list(key)) + "\n")
 
 
 def plot(curves: pd.DataFrame, method: str, protocol: str, path: Path) -> None:
@@ -209,17 +223,19 @@ def report(out, tail) -> None:
     summary.round(4).to_csv(out / "summary.csv", index=False)
     for (method, protocol), group in curves.groupby(["method", "protocol"]):
         plot(group, method, protocol, out / f"{method}_{protocol}.png")
-    command = (out / "command.txt").read_text().strip() if (out / "command.txt").is_file() else "(not recorded)"
+    commands = (out / "command.txt").read_text().split("\n") if (out / "command.txt").is_file() else ["(not recorded)"]
+    command = "\n".join(f"    {line}" for line in commands if line.strip())
     means = summary[summary["class"] == "mean"].drop(columns="class")
     lines = [
         f"# Convergence study: {out.name}\n",
         f"Generated by `python benchmarks/convergence.py report --out {out}` from `curves.csv`, written by\n\n"
-        f"    {command}\n",
+        f"{command}\n",
         "Study AUROC: on a study split of the official training images (held-out normals and anomalies of the "
         "other classes); the test images the tables report are never read. Plateau: the mean of the last "
         f"{tail} evaluations of the class-mean curve (each run stopped when its validation criterion stopped "
         "improving, or at the cap). Updates to 90 % / 95 %: the first update count from which the class-mean "
-        "AUROC stays at or above 0.5 + 0.9 (resp. 0.95) x (plateau - 0.5); CPU seconds: training only, "
+        "AUROC stays at least 0.9 (resp. 0.95) x |plateau - 0.5| from chance on the plateau's side "
+        "(a plateau below 0.5: the scores rank the anomalies as the most normal); CPU seconds: training only, "
         "evaluations excluded. NaN: never reached for good.\n",
         "## Per method and protocol (class-mean curve)\n",
         means.round(3).to_markdown(index=False) + "\n",

@@ -40,6 +40,15 @@ def test_plateau_and_the_updates_that_reach_it_for_good():
     assert np.isnan(never["updates_90"])
 
 
+def test_a_plateau_below_chance_is_reached_from_chance_downwards():
+    # scores that rank the anomalies as the most normal converge too, to an AUROC below 0.5
+    summary = plateau_summary(curve([0.45, 0.2, 0.3, 0.14, 0.1, 0.1, 0.1]), tail=3)
+    assert summary["plateau_auroc"] == pytest.approx(0.1)
+    assert summary["updates_90"] == 400  # 0.14 <= 0.5 - 0.9 * 0.4 = 0.14, and never above after
+    assert summary["updates_95"] == 500  # 0.1 <= 0.5 - 0.95 * 0.4 = 0.12
+    assert fraction_of_plateau(curve([0.45, 0.3]), 200, 0.1) == pytest.approx(0.5)
+
+
 def test_fraction_of_plateau_reads_the_curve_at_a_budget():
     c = curve([0.6, 0.7, 0.8, 0.9])
     assert fraction_of_plateau(c, 250, 0.9) == pytest.approx((0.7 - 0.5) / 0.4)

@@ -59,16 +59,25 @@ def settled(auroc: np.ndarray, level: float) -> int | None:
     return first if first < len(auroc) else None
 
 
+# a plateau closer to chance than this has no gain to take shares of
+AT_CHANCE = 0.02
+
+
 def plateau_summary(curve: pd.DataFrame, tail: int = 3) -> dict:
     """One run's curve (columns updates, cpu_s, study_auroc; one row per evaluation, in order): its plateau
-    AUROC and the updates and CPU seconds to 90 % and 95 % of it (NaN when never reached for good)."""
+    AUROC and the updates and CPU seconds to 90 % and 95 % of it (NaN when never reached for good).
+
+    The gain is counted from chance towards the plateau on whichever side of 0.5 it lies: a method whose
+    scores order the classes the wrong way round (reconstruction errors that rank a held-out digit 1 as the
+    most normal) also converges, to an AUROC below 0.5, and its budget is read the same way."""
     curve = curve.sort_values("updates").reset_index(drop=True)
     auroc = curve["study_auroc"].to_numpy(dtype=float)
     plateau = float(np.mean(auroc[-tail:]))
     out = {"plateau_auroc": plateau, "evaluations": len(curve), "last_updates": int(curve["updates"].iloc[-1])}
+    side = np.sign(plateau - 0.5)
     for share in (90, 95):
-        level = 0.5 + share / 100 * (plateau - 0.5)
-        first = settled(auroc, level) if plateau > 0.5 else None
+        level = share / 100 * abs(plateau - 0.5)
+        first = settled(side * (auroc - 0.5), level) if abs(plateau - 0.5) >= AT_CHANCE else None
         out[f"updates_{share}"] = float(curve["updates"].iloc[first]) if first is not None else float("nan")
         out[f"cpu_s_{share}"] = float(curve["cpu_s"].iloc[first]) if first is not None else float("nan")
     return out
@@ -76,9 +85,10 @@ def plateau_summary(curve: pd.DataFrame, tail: int = 3) -> dict:
 
 def fraction_of_plateau(curve: pd.DataFrame, updates: float, plateau: float) -> float:
     """The AUROC gain above chance at `updates` (the last evaluation at or before it) as a share of the
-    plateau's gain; NaN when the curve does not start by then or the plateau is at chance."""
+    plateau's gain, on the plateau's side of chance; NaN when the curve does not start by then or the
+    plateau is at chance."""
     before = curve[curve["updates"] <= updates].sort_values("updates")
-    if before.empty or plateau <= 0.5:
+    if before.empty or abs(plateau - 0.5) < AT_CHANCE:
         return float("nan")
     return float((before["study_auroc"].iloc[-1] - 0.5) / (plateau - 0.5))
 
