@@ -39,7 +39,7 @@ from ganad.config.params import load_params
 from ganad.data.images import ImageSet, resize_uint8, to_nchw, to_unit_range
 from ganad.data.protocols import anomaly_labels
 from ganad.data.sources import load_embedded, load_npz
-from ganad.evaluation.convergence import study_split, summarise
+from ganad.evaluation.convergence import STUDY_FILE, data_identity, study_settings, study_split, summarise
 from ganad.methods import method_class
 from ganad.methods.common.training_run import TrainingRun
 from ganad.runtime.device import seed_everything
@@ -105,6 +105,31 @@ class StudyRun(TrainingRun):
         return float(roc_auc_score(self.anomalous, scores)) if np.all(np.isfinite(scores)) else float("nan")
 
 
+def study_config(params, name: str, channels: int, settings: dict, cap: int, threads: int):
+    """A method's settings in the study: params.yaml's (and `--set`'s), trained to the cap (one epoch of one
+    update at least: `min_steps` = cap), the weights as they stand scored (`select: last`)."""
+    config = params.method_config(name, channels)
+    return config.model_copy(
+        update={"epochs": 1, "min_steps": cap, "select": "last", "threads": threads, **settings.get(name, {})}
+    )
+
+
+def record_study(out: Path, data: str, configs: dict) -> None:
+    """OUT/study.json: what the study trains on and each method's settings as the curves depend on them
+    (`ganad.evaluation.convergence.study_settings`), so that a run's budgets are read off its curves only where
+    they speak for it. A second invocation with other data or settings for a method already there is refused."""
+    identity = data_identity("embedded", "mnist") if data == "embedded" else data_identity("npz", "", data)
+    path = out / STUDY_FILE
+    study = json.loads(path.read_text()) if path.is_file() else {"data": identity, "settings": {}}
+    if study["data"] != identity:
+        raise click.UsageError(f"{out} is a study on other data ({study['data']}); give another --out")
+    for name, config in configs.items():
+        mine = study_settings(json.loads(json.dumps(config.model_dump())))
+        if study["settings"].setdefault(name, mine) != mine:
+            raise click.UsageError(f"{out} studied {name} with other settings; give another --out")
+    path.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
+
+
 def load_images(data: str):
     """(uint8 N,C,32,32 training images, their labels) of an npz archive, or of the embedded MNIST subset."""
     raw = load_embedded("mnist") if data == "embedded" else load_npz(Path(data).stem, data)
@@ -165,6 +190,11 @@ def run(
         key, value = item.split("=", 1)
         name, field = key.split(".", 1)
         settings.setdefault(name, {})[field] = json.loads(value) if value[:1].isdigit() or value[:1] in "[{-" else value
+    record_study(
+        out,
+        data,
+        {name: study_config(params, name, images.shape[1], settings, cap, threads) for name in methods.split(",")},
+    )
     for key in keys:
         name, protocol, cls = key
         if key in finished:
@@ -173,17 +203,10 @@ def run(
         split = study_split(labels, protocol, cls, size, params.split.val_fraction, seed)
         train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
         anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
-        config = params.method_config(name, images.shape[1])
-        per_epoch_n = len(train) - len(train) % config.batch_size if config.drop_last else len(train)
-        per_epoch = max(1, -(-per_epoch_n // config.batch_size))
-        config = config.model_copy(
-            update={
-                "epochs": -(-cap // per_epoch),
-                "min_steps": 0,
-                "select": "last",
-                "threads": threads,
-                **settings.get(name, {}),
-            }
+        config = study_config(params, name, images.shape[1], settings, cap, threads)
+        per_epoch = max(
+            1,
+            -(-(len(train) - len(train) % config.batch_size if config.drop_last else len(train)) // config.batch_size),
         )
         print(
             f"{key}: {len(train)} train, {len(val)} val, {len(test)} study test "

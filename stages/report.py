@@ -34,7 +34,8 @@ def main() -> None:
     paper_profile = (
         (yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {}) if PAPER_PROFILE.is_file() else {}
     )
-    write_results_page(params, layout.results_page(), paper_profile)
+    study = Path(params.report.convergence_study) if params.report.convergence_study else None
+    write_results_page(params, layout.results_page(), paper_profile, study=study)
     click.echo(f"wrote {layout.results_page()}")
 
 

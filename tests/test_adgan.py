@@ -233,8 +233,8 @@ def test_paper_wgan_trains_with_clipped_critic(easy):
 
 def test_min_steps_raises_epochs():
     model = make(epochs=2, min_steps=10, n_critic=5, batch_size=32)
-    assert model.epochs(320) == 5  # 10 critic steps per epoch, 2 generator steps per epoch
-    assert model.epochs(3200) == 2
+    assert model.epochs(model.config, 320) == 5  # 10 critic steps per epoch, 2 generator steps per epoch
+    assert model.epochs(model.config, 3200) == 2
 
 
 def test_resume_restores_the_critic_step_count(easy, tmp_path):

@@ -1,10 +1,21 @@
 """The convergence study's split (training images only) and what is read off its curves."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ganad.evaluation.convergence import fraction_of_plateau, mean_curve, plateau_summary, study_split, summarise
+from ganad.evaluation.convergence import (
+    STUDY_FILE,
+    budget_verdicts,
+    fraction_of_plateau,
+    mean_curve,
+    plateau_summary,
+    study_settings,
+    study_split,
+    summarise,
+)
 
 
 @pytest.mark.parametrize("protocol, share", [("leave_one_class_out", 0.1), ("one_class_normal", 0.9)])
@@ -55,12 +66,50 @@ def test_fraction_of_plateau_reads_the_curve_at_a_budget():
     assert np.isnan(fraction_of_plateau(c, 50, 0.9))
 
 
-def test_the_class_mean_curve_interpolates_classes_on_their_common_range():
+def test_the_class_mean_curve_interpolates_classes_and_holds_a_stopped_one_at_its_last_value():
     a = curve([0.6, 0.8, 0.9], step=100).assign(**{"class": 0})
-    b = curve([0.7, 0.9], step=150).assign(**{"class": 1})
+    b = curve([0.7, 0.9], step=150).assign(**{"class": 1})  # stopped at 300 by its criterion
+    c = curve([0.7], step=100).assign(**{"class": 2})  # stopped at 100
     mean = mean_curve(pd.concat([a, b]))
     assert list(mean["updates"]) == [100, 150, 200, 300]
     assert mean["study_auroc"].iloc[0] == pytest.approx((0.6 + 0.7) / 2)  # b held at its first value before 150
+    held = mean_curve(pd.concat([a, c]))
+    assert held["study_auroc"].iloc[-1] == pytest.approx((0.9 + 0.7) / 2)  # c held at 0.7 after 100
     both = pd.concat([a, b]).assign(method="m", protocol="p")
     table = summarise(both, tail=1)
     assert list(table["class"]) == ["0", "1", "mean"]
+
+
+def study_folder(tmp_path, settings, data="embedded:mnist"):
+    """A study on disk: one method and protocol, two classes that plateau at 0.9."""
+    rows = [
+        ("dcae", "one_class_normal", cls, 0, updates, 1.0, 0.1, auroc)
+        for cls in (0, 1)
+        for updates, auroc in [(50, 0.6), (100, 0.8), (150, 0.88), (200, 0.9), (250, 0.9), (300, 0.9)]
+    ]
+    columns = ["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "curves.csv", index=False)
+    (tmp_path / STUDY_FILE).write_text(json.dumps({"data": data, "settings": {"dcae": settings}}))
+    return tmp_path
+
+
+def test_a_budget_short_of_90_percent_of_the_plateau_is_marked_under_trained(tmp_path):
+    config = {"width": 16, "lr": 0.001, "min_steps": 50, "epochs": 1, "threads": 0}
+    study = study_folder(tmp_path, study_settings(config))
+    key = ("dcae", "one_class_normal")
+    short = budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 120})[key]
+    assert short.startswith("under-trained: 120 updates, 75 % of the plateau (0.900)")  # (0.8 - 0.5) / 0.4
+    assert "90 % at 150" in short  # 0.88 >= 0.86 from 150 updates on
+    enough = budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 200})[key]
+    assert enough == "200 updates, 100 % of the plateau (0.900)"
+    beyond = budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 900})[key]
+    assert beyond.endswith("(the study stopped at 300)")
+    # the budget keys may differ; anything the curves depend on may not, nor the data
+    longer = {**config, "min_steps": 400, "threads": 2}
+    assert "under-trained" not in budget_verdicts(study, "embedded:mnist", {"dcae": longer}, {key: 400})[key]
+    wider = {**config, "width": 32}
+    assert budget_verdicts(study, "embedded:mnist", {"dcae": wider}, {key: 120})[key].endswith("other settings")
+    assert budget_verdicts(study, "sha256:ab", {"dcae": config}, {key: 120})[key].endswith("other data")
+    other = ("dcae", "leave_one_class_out")
+    assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {other: 120})[other].endswith("not in the study")
+    assert budget_verdicts(None, "embedded:mnist", {"dcae": config}, {key: 120})[key].endswith("no convergence study")

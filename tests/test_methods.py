@@ -272,3 +272,24 @@ def test_on_a_gpu_fits_separates_and_scores_like_its_saved_copy(name, sections, 
     method.save(tmp_path / "m")
     again = cls.load(tmp_path / "m", cuda).score(easy[2])
     np.testing.assert_allclose(again, scores, rtol=1e-5, atol=1e-6)
+
+
+class CountsUpdates(TrainingRun):
+    """Counts the method's steps, as the convergence study does."""
+
+    updates = 0
+
+    def check_finite(self, losses, epoch, step):
+        super().check_finite(losses, epoch, step)
+        self.updates += 1
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_the_budget_in_updates_is_the_steps_training_takes(name, sections, easy):
+    # the results page places a run's budget on the convergence study's curves by `NeuralMethod.steps`
+    train, val, _ = easy
+    section = {**sections(name), "epochs": 1, "min_steps": 7}
+    method = build(name, section)
+    run = CountsUpdates(None, "count")
+    method.fit(train, val, run)
+    assert run.updates == method.steps(method.config, len(train)) >= 7

@@ -17,10 +17,18 @@ what is read off the curves:
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from ganad.data.protocols import anomaly_labels
+from ganad.config.params import load_method_config
+from ganad.data.protocols import anomaly_labels, load_split, split_classes
+from ganad.files import read_csv, read_json
+from ganad.methods import method_class
+from ganad.methods.common.training import NeuralMethod
+from ganad.runtime import layout
 
 # the anomalous share of a study test set, as in the protocols' test splits: leave-one-class-out holds one
 # class of ten among normals, one-class-normal nine classes beside the normal one
@@ -95,11 +103,10 @@ def fraction_of_plateau(curve: pd.DataFrame, updates: float, plateau: float) -> 
 
 def mean_curve(curves: pd.DataFrame) -> pd.DataFrame:
     """The class-mean curve of one method and protocol: each class's AUROC and CPU seconds interpolated on the
-    union of their update counts, up to where every class's curve reaches, and averaged."""
+    union of their update counts and averaged. A class whose run stopped earlier (its validation criterion
+    stopped improving: converged by its own rule) is held at its last evaluation."""
     groups = [g.sort_values("updates") for _, g in curves.groupby("class", sort=True)]
-    end = min(float(g["updates"].iloc[-1]) for g in groups)
     grid = np.unique(np.concatenate([g["updates"].to_numpy(dtype=float) for g in groups]))
-    grid = grid[grid <= end]
     interpolate = {
         column: np.mean([np.interp(grid, g["updates"], g[column]) for g in groups], axis=0)
         for column in ("study_auroc", "cpu_s")
@@ -119,3 +126,114 @@ def summarise(curves: pd.DataFrame, tail: int = 3) -> pd.DataFrame:
         for (m, p), g in curves.groupby(["method", "protocol"], sort=True)
     ]
     return pd.DataFrame(rows)
+
+
+# --- a run's budgets against a study ---------------------------------------------------------------
+
+STUDY_FILE = "study.json"  # beside a study's curves: the data it ran on and each method's settings
+# settings that say how long, where and how fast a method trains, not what it learns: a study at one budget
+# speaks for every budget, thread count, score batch and optimiser implementation
+RUN_ONLY_KEYS = frozenset(
+    {
+        "epochs",
+        "min_steps",
+        "select",
+        "threads",
+        "score_batch_size",
+        "search_workers",
+        "pairs_per_batch",
+        "channels_last",
+        "adam",
+        "val_images",
+    }
+)
+UNDER_TRAINED = 0.9  # a budget below this share of the plateau's gain is marked under-trained
+
+
+def study_settings(config: dict) -> dict:
+    """What of a method's settings (as the configure stage writes them) a study's curves depend on."""
+    return {key: value for key, value in config.items() if key not in RUN_ONLY_KEYS}
+
+
+def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3) -> dict:
+    """A budget (updates) against one method and protocol's study curves (every class): the class-mean
+    curve's plateau, the budget's share of the plateau's gain, the updates to 90 % of it, and a sentence."""
+    mean = mean_curve(curves)
+    summary = plateau_summary(mean, tail)
+    plateau, at_90, last = summary["plateau_auroc"], summary["updates_90"], summary["last_updates"]
+    fraction = fraction_of_plateau(mean, budget, plateau)
+    if abs(plateau - 0.5) < AT_CHANCE:
+        text = f"{budget:.0f} updates; the study's plateau is at chance ({plateau:.3f})"
+    elif not np.isfinite(fraction):
+        text = f"under-trained: {budget:.0f} updates, before the study's first evaluation; 90 % at {at_90:.0f}"
+    else:
+        share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
+        beyond = f" (the study stopped at {last})" if budget > last else ""
+        if fraction >= UNDER_TRAINED:
+            text = share + beyond
+        else:
+            reach = f"90 % at {at_90:.0f}" if np.isfinite(at_90) else f"90 % not held within the study's {last}"
+            text = f"under-trained: {share}; {reach}"
+    return {"budget": budget, "plateau": plateau, "fraction": fraction, "updates_90": at_90, "text": text}
+
+
+def read_study(folder) -> tuple[dict, pd.DataFrame] | None:
+    """A study folder's identity (study.json) and curves, or None where it has none."""
+    folder = Path(folder)
+    if not (folder / STUDY_FILE).is_file() or not (folder / "curves.csv").is_file():
+        return None
+    rebuild = f"python benchmarks/convergence.py run --out {folder} (its command.txt)"
+    return read_json(folder / STUDY_FILE, rebuild), read_csv(folder / "curves.csv", rebuild)
+
+
+def budget_verdicts(
+    study, data: str, configs: dict[str, dict], budgets: dict[tuple[str, str], float], tail: int = 3
+) -> dict[tuple[str, str], str]:
+    """Per (method, protocol) of a run's `budgets` (updates, the mean over its classes), a sentence placing
+    it on the study's curve, or saying why the study cannot tell: another dataset (`data`, as
+    `data_identity` gives it), other settings, a method or protocol it did not run."""
+    found = read_study(study) if study else None
+    out = {}
+    for (method, protocol), budget in budgets.items():
+        if found is None:
+            out[method, protocol] = f"{budget:.0f} updates; no convergence study"
+            continue
+        meta, curves = found
+        group = curves[(curves["method"] == method) & (curves["protocol"] == protocol)]
+        if meta.get("data") != data:
+            out[method, protocol] = f"{budget:.0f} updates; the study ran on other data"
+        elif group.empty:
+            out[method, protocol] = f"{budget:.0f} updates; not in the study"
+        elif study_settings(configs.get(method, {})) != meta.get("settings", {}).get(method):
+            out[method, protocol] = f"{budget:.0f} updates; the study ran other settings"
+        else:
+            out[method, protocol] = budget_verdict(group, budget, tail)["text"]
+    return out
+
+
+def data_identity(source: str, dataset: str, npz_path=None) -> str:
+    """What a study or run trained on, comparably: 'embedded:<dataset>' for the subset shipped with ganad,
+    'sha256:<hex>' for an npz archive; '' for anything else (no study speaks for it)."""
+    if source == "embedded":
+        return f"embedded:{dataset}"
+    if source == "npz" and npz_path and Path(npz_path).is_file():
+        return "sha256:" + hashlib.sha256(Path(npz_path).read_bytes()).hexdigest()
+    return ""
+
+
+def run_budgets(dataset: str, protocol: str, methods: list[str]) -> tuple[dict[tuple[str, str], float], dict]:
+    """A run's budgets, as its train stage trains them: per network method, the updates on each class's
+    training split (`NeuralMethod.steps`, from the configure stage's settings and the split file), averaged over
+    classes; and each method's settings. Methods without a training loop have no budget."""
+    splits = layout.splits(dataset, protocol)
+    sizes = [len(load_split(splits, cls)["train"]) for cls in split_classes(splits)]
+    budgets, configs = {}, {}
+    for method in methods:
+        path = layout.method_config(dataset, method)
+        if not path.is_file():
+            continue
+        config = load_method_config(path, method)
+        configs[method] = read_json(path)
+        if issubclass(method_class(method), NeuralMethod):
+            budgets[method, protocol] = float(np.mean([method_class(method).steps(config, n) for n in sizes]))
+    return budgets, configs

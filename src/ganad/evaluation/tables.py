@@ -9,20 +9,23 @@ classes), the leak audit, the main model's per-class intervals, the budgets and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ganad.evaluation import papers as paper
+from ganad.evaluation.convergence import UNDER_TRAINED, budget_verdicts, data_identity, run_budgets
 from ganad.evaluation.floors import FLOORS, floor_verdicts
 from ganad.evaluation.metrics import paired_comparisons, seed_summary
 
 NOT_RUN = "not yet run"
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.3f} ± {std:.3f}"
+def _pm(mean: float, std: float, n: int = 2) -> str:
+    """mean ± std over seeds; the mean alone from one seed, which has no spread to show."""
+    return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
 
 
 def auroc_table(
@@ -82,7 +85,7 @@ def markdown_table(table: pd.DataFrame) -> str:
             continue
         if source == "ours" and (method, "ours std") in table.index:
             std = table.loc[(method, "ours std")]
-            cells = [_pm(row[c], std[c]) for c in table.columns[:-1]] + [str(int(row["seeds"]))]
+            cells = [_pm(row[c], std[c], int(row["seeds"])) for c in table.columns[:-1]] + [str(int(row["seeds"]))]
         else:
             cells = [v if isinstance(v, str) else ("" if pd.isna(v) else f"{v:.3f}") for v in row]
         lines.append([method, source] + cells)
@@ -159,12 +162,18 @@ def write_tables(
 
 
 def headline_table(
-    dataset: str, protocol: str, detail: pd.DataFrame, unavailable: dict[str, str], main: str
+    dataset: str,
+    protocol: str,
+    detail: pd.DataFrame,
+    unavailable: dict[str, str],
+    main: str,
+    budgets: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per method: mean AUROC ± std over seeds (n), the paper's mean, the median 95 % interval width
     over test images, its distance to the higher floor (`ganad.evaluation.floors`) and whether its interval
-    clears it, and the main model against it (difference over classes, Wilcoxon p adjusted). The floors
-    come last."""
+    clears it, its training budget against the convergence study's plateau (`budgets`, from
+    `ganad.evaluation.convergence.budget_verdicts`; network methods only), and the main model against it
+    (difference over classes, Wilcoxon p adjusted). The floors come last."""
     summary = seed_summary(detail)
     means = summary[summary["class"] == "mean"].set_index("method")
     width = (detail["auroc_high"] - detail["auroc_low"]).groupby(detail["method"]).median()
@@ -178,7 +187,9 @@ def headline_table(
             continue
         row = {
             "method": method,
-            "AUROC (mean ± std over seeds)": _pm(means.loc[method, "mean"], means.loc[method, "std"]),
+            "AUROC (mean ± std over seeds)": _pm(
+                means.loc[method, "mean"], means.loc[method, "std"], int(means.loc[method, "n"])
+            ),
             "seeds": int(means.loc[method, "n"]),
             "paper": f"{np.mean(paper_rows[method]):.3f}" if method in paper_rows else "",
             "95 % CI width (median)": f"{width[method]:.3f}",
@@ -188,6 +199,8 @@ def headline_table(
             row["vs floor"] = f"{difference:+.3f} ({verdict})"
         elif method in FLOORS:
             row["vs floor"] = "a floor: learns nothing"
+        if budgets is not None:
+            row["budget (updates, share of the study's plateau)"] = budgets.get(method, "")
         if method in compared.index:
             c = compared.loc[method]
             row[f"{main} - method"] = f"{c['difference']:+.3f} ({c['main_higher']}/{c['classes']} classes)"
@@ -212,10 +225,11 @@ def leak_table(dataset: str, disjoint: pd.DataFrame, leaky: pd.DataFrame) -> pd.
         rows.append(
             {
                 "method": method,
-                "disjoint (ours)": _pm(a.loc[method, "mean"], a.loc[method, "std"]),
-                "leaky (EGBAD's split)": _pm(b.loc[method, "mean"], b.loc[method, "std"]),
+                "disjoint (ours)": _pm(a.loc[method, "mean"], a.loc[method, "std"], int(a.loc[method, "n"])),
+                "leaky (EGBAD's split)": _pm(b.loc[method, "mean"], b.loc[method, "std"], int(b.loc[method, "n"])),
                 "paper": f"{np.mean(paper_rows[method]):.3f}" if method in paper_rows else "",
-                "leaky - disjoint": f"{gain.loc[method].iloc[0]:+.3f} ± {gain.loc[method].iloc[1]:.3f}",
+                "leaky - disjoint": f"{gain.loc[method].iloc[0]:+.3f}"
+                + (f" ± {gain.loc[method].iloc[1]:.3f}" if int(a.loc[method, "n"]) > 1 else ""),
                 "seeds": int(a.loc[method, "n"]),
             }
         )
@@ -317,7 +331,9 @@ def _figure_links(directory: Path, root: Path) -> str:
     return ", ".join(f"[{f.stem}]({f.relative_to(root).as_posix()})" for f in files) or "none"
 
 
-def write_results_page(params, out: Path, paper_profile: dict, title: str = "ganad results") -> str:
+def write_results_page(
+    params, out: Path, paper_profile: dict, title: str = "ganad results", study: Path | None = None
+) -> str:
     """reports/results.md: per dataset and protocol the headline with uncertainty, the comparisons, the main
     model's per-class intervals, the figures; the leak audit per dataset; budgets; what differs from the papers."""
     from ganad.data.protocols import AUDIT_PROTOCOLS
@@ -338,7 +354,17 @@ def write_results_page(params, out: Path, paper_profile: dict, title: str = "gan
         "learn nothing, on the same splits: `floor_mean_image` (distance to the mean normal training image) and "
         "`floor_intensity` (distance of the mean intensity to the normal training images'); 'vs floor' is a "
         "method's mean AUROC minus the higher floor's, and whether its 95 % interval over test images (the "
-        "per-class bootstrap intervals combined) lies above it.\n",
+        "per-class bootstrap intervals combined) lies above it. 'budget' is each network method's training, in "
+        "updates (the mean over classes), placed on the curve of the convergence study "
+        + (
+            f"[{study.as_posix()}]({Path(os.path.relpath(study, out.parent)).as_posix()}/README.md)"
+            if study
+            else "(none given)"
+        )
+        + ", which trained the method at the same settings on a study split of the same training images (the "
+        "test images never read): the budget's AUROC gain over chance as a share of the plateau's; below "
+        f"{UNDER_TRAINED * 100:.0f} % the row is marked under-trained, with the updates that reach "
+        f"{UNDER_TRAINED * 100:.0f} %.\n",
         "Data:\n",
         *(data_line(d, params.data[d], meta) for d, meta in metas.items()),
         "",
@@ -347,8 +373,14 @@ def write_results_page(params, out: Path, paper_profile: dict, title: str = "gan
         names = metas[dataset]["classes"]
         for protocol in params.protocols:
             detail, unavailable = read_detail(dataset, protocol)
+            run, configs = run_budgets(dataset, protocol, params.all_methods())
+            source = params.data[dataset]
+            data = data_identity(source.source, dataset, getattr(source, "npz_path", None))
+            budgets = {m: text for (m, _), text in budget_verdicts(study, data, configs, run).items()}
             lines.append(f"## {dataset}, {protocol.replace('_', '-')}\n")
-            lines.append(headline_table(dataset, protocol, detail, unavailable, main).to_markdown(index=False) + "\n")
+            lines.append(
+                headline_table(dataset, protocol, detail, unavailable, main, budgets).to_markdown(index=False) + "\n"
+            )
             lines += [f"- {method} was not run: {reason}\n" for method, reason in unavailable.items()]
             lines.append(
                 f"Per class: [tables/{dataset}_{protocol}.md](tables/{dataset}_{protocol}.md); every "

@@ -69,10 +69,10 @@ class ADGAN(NeuralMethod):
 
     # --- training --------------------------------------------------------------------------------
 
-    def epochs(self, n_train: int) -> int:
+    @classmethod
+    def epochs(cls, cfg, n_train: int) -> int:
         """`epochs`, raised so that the generator takes at least `min_steps` steps (one per n_critic
         critic steps; an epoch is one pass of the critic over the data, in full batches)."""
-        cfg = self.config
         critic_steps = max(1, n_train // min(cfg.batch_size, max(n_train, 1)))
         return max(cfg.epochs, -(-cfg.min_steps * cfg.n_critic // critic_steps))
 

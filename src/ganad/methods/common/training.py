@@ -137,11 +137,18 @@ class NeuralMethod(Method):
         """Per-image anomaly scores of batch `x` (eval mode, no gradient)."""
         raise NotImplementedError
 
-    def epochs(self, n_train: int) -> int:
-        """How many epochs `fit` trains: `epochs`, raised to reach `min_steps` updates."""
-        cfg = self.config
+    @classmethod
+    def epochs(cls, cfg, n_train: int) -> int:
+        """How many epochs `fit` trains with settings `cfg`: `epochs`, raised to reach `min_steps` updates."""
         used = n_train - n_train % cfg.batch_size if cfg.drop_last and n_train >= cfg.batch_size else n_train
         return epochs_for(used, cfg.batch_size, cfg.epochs, cfg.min_steps)
+
+    @classmethod
+    def steps(cls, cfg, n_train: int) -> int:
+        """How many steps (calls of `train_step`, one per batch) `fit` takes on `n_train` images with settings
+        `cfg`: the budget in the unit the convergence study counts, so that it reads straight off its curves."""
+        used = n_train - n_train % cfg.batch_size if cfg.drop_last and n_train >= cfg.batch_size else n_train
+        return cls.epochs(cfg, n_train) * max(1, -(-used // cfg.batch_size))
 
     def epoch_metrics(self, epoch: int, last: bool, train: ImageSet, val: ImageSet) -> dict[str, float]:
         """Logged after every epoch; `val_score` (mean score of the normal validation slice) selects."""
@@ -166,7 +173,7 @@ class NeuralMethod(Method):
     def learn(self, train: ImageSet, val: ImageSet, run) -> None:
         cfg = self.config
         x = train.x.to(self.device)
-        epochs = self.epochs(len(x))
+        epochs = self.epochs(cfg, len(x))
         with torch_threads(cfg.threads):
             for epoch in tqdm(range(run.resume(self), epochs), desc=self.name, unit="epoch", leave=False):
                 # train: one pass over shuffled batches, the method's step on each
