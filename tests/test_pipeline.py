@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ganad.evaluation.convergence import data_identity, study_settings
 from ganad.evaluation.floors import FLOORS
 
 from conftest import ROOT, invoke, stage
@@ -55,6 +56,19 @@ def test_stages_chain_from_data_to_tables(workspace):
         invoke("score", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
         invoke("evaluate", "--dataset", "mnist", "--protocol", protocol)
     invoke("figures", "--dataset", "mnist", "--protocol", "one_class_normal")
+    # a convergence study of dcae on this very data and these settings, whose curve reaches 90 % of its plateau
+    # (0.9) only at 10,000 updates: the page marks the run's budget under-trained
+    study = workspace / "reports/convergence/tiny"
+    study.mkdir(parents=True)
+    settings = study_settings(json.loads((workspace / "data/config/mnist/dcae.json").read_text()))
+    identity = data_identity("npz", "mnist", workspace / "tiny.npz")
+    (study / "study.json").write_text(json.dumps({"data": identity, "settings": {"dcae": settings}}))
+    pd.DataFrame(
+        [("dcae", "one_class_normal", 0, 0, u, 1.0, 0.1, a) for u, a in [(1, 0.56), (10000, 0.9), (20000, 0.9)]],
+        columns=["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"],
+    ).to_csv(study / "curves.csv", index=False)
+    params["report"]["convergence_study"] = "reports/convergence/tiny"
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     invoke("report")
 
     scores = pd.read_csv(workspace / "data/scores/mnist/leave_one_class_out/dcae.csv")
@@ -91,6 +105,11 @@ def test_stages_chain_from_data_to_tables(workspace):
     ).exists()
 
     page = (workspace / "reports/results.md").read_text()
+    # dcae trains 2 epochs of batches of 32 on each class's training split: the budget, placed on the study's curve
+    splits = np.load(workspace / "data/splits/mnist/one_class_normal.npz")
+    budget = np.mean([2 * -(-len(splits[f"train_{c}"]) // 32) for c in (0, 3)])
+    assert f"under-trained: {budget:.0f} updates, 15 % of the plateau (0.900); 90 % at 10000" in page
+    assert "the study ran on other data" not in page.split("## mnist, one-class-normal")[1].split("## ")[0]
     assert "| floor_mean_image " in page and "a floor: learns nothing" in page
     assert any(v in page for v in ("(clears the floor)", "(does not clear the floor)", "(below the floor)"))
     assert "## mnist: the leak audit" in page and "## mnist, one-class-normal" in page

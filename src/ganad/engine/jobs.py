@@ -75,6 +75,8 @@ def train_class(params: Params, dataset: str, protocol: str, method_name: str, k
     cls, seed = key
     device = resolve_device(params.device)
     config = load_method_config(layout.method_config(dataset, method_name), method_name)
+    if hasattr(config, "for_protocol"):  # a network method's budget may differ by protocol
+        config = config.for_protocol(protocol)
     split = load_split(layout.splits(dataset, protocol), cls)
     prepared = layout.prepared(dataset)
     train, val = ImageSet.from_dir(prepared, split["train"]), ImageSet.from_dir(prepared, split["val"])

@@ -137,6 +137,7 @@ RUN_ONLY_KEYS = frozenset(
     {
         "epochs",
         "min_steps",
+        "min_steps_by_protocol",
         "select",
         "threads",
         "score_batch_size",
@@ -166,6 +167,11 @@ def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3) -> dict:
         text = f"{budget:.0f} updates; the study's plateau is at chance ({plateau:.3f})"
     elif not np.isfinite(fraction):
         text = f"under-trained: {budget:.0f} updates, before the study's first evaluation; 90 % at {at_90:.0f}"
+    elif fraction < 0:
+        text = (
+            f"under-trained: {budget:.0f} updates, on the other side of chance from the plateau ({plateau:.3f}); "
+            + (f"90 % at {at_90:.0f}" if np.isfinite(at_90) else f"90 % not held within the study's {last}")
+        )
     else:
         share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
         beyond = f" (the study stopped at {last})" if budget > last else ""
@@ -235,5 +241,6 @@ def run_budgets(dataset: str, protocol: str, methods: list[str]) -> tuple[dict[t
         config = load_method_config(path, method)
         configs[method] = read_json(path)
         if issubclass(method_class(method), NeuralMethod):
+            config = config.for_protocol(protocol)
             budgets[method, protocol] = float(np.mean([method_class(method).steps(config, n) for n in sizes]))
     return budgets, configs

@@ -3,10 +3,11 @@ features -> PCA -> detector baselines (`FeatureConfig`, `KDEConfig`, `OCSVMConfi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ganad.data.protocols import PROTOCOLS
 from ganad.schema import Bool, Float, Fraction, Int, PositiveFloat, PositiveInt, Section, Text
 
 SELECT = ("last", "best_val")
@@ -21,11 +22,22 @@ class NetConfig(Section):
     width: Int = Field(64, gt=0)  # channels of the first DCGAN layer
     epochs: Int = Field(20, gt=0)
     min_steps: Int = Field(0, ge=0)  # raises epochs until training takes this many updates
+    # min_steps for one protocol's training sets instead (e.g. {leave_one_class_out: 0}): a protocol with large
+    # training sets reaches its updates by epochs, and a budget is best spent where it moves the curve
+    min_steps_by_protocol: dict[Literal[PROTOCOLS], Annotated[int, Field(ge=0, strict=True)]] = Field(
+        default_factory=dict
+    )
     batch_size: Int = Field(64, gt=0)
     drop_last: Bool = False  # drop the last incomplete batch of every epoch
     select: Literal[SELECT] = "last"  # best_val: the epoch with the lowest normal-validation score
     score_batch_size: Int = Field(256, gt=0)
     threads: Int = Field(0, ge=0)  # 0 keeps torch's default
+
+    def for_protocol(self, protocol: str) -> NetConfig:
+        """These settings as one protocol trains with them: `min_steps_by_protocol`'s entry as `min_steps`."""
+        if protocol not in self.min_steps_by_protocol:
+            return self
+        return self.model_copy(update={"min_steps": self.min_steps_by_protocol[protocol]})
 
 
 class AdamConfig(NetConfig):
