@@ -165,21 +165,18 @@ def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3) -> dict:
     fraction = fraction_of_plateau(mean, budget, plateau)
     if abs(plateau - 0.5) < AT_CHANCE:
         text = f"{budget:.0f} updates; the study's plateau is at chance ({plateau:.3f})"
-    elif not np.isfinite(fraction):
-        text = f"under-trained: {budget:.0f} updates, before the study's first evaluation; 90 % at {at_90:.0f}"
-    elif fraction < 0:
-        text = (
-            f"under-trained: {budget:.0f} updates, on the other side of chance from the plateau ({plateau:.3f}); "
-            + (f"90 % at {at_90:.0f}" if np.isfinite(at_90) else f"90 % not held within the study's {last}")
-        )
     else:
-        share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
-        beyond = f" (the study stopped at {last})" if budget > last else ""
-        if fraction >= UNDER_TRAINED:
-            text = share + beyond
+        reach = f"90 % at {at_90:.0f}" if np.isfinite(at_90) else f"90 % not held within the study's {last}"
+        if not np.isfinite(fraction):
+            first = int(mean["updates"].min())
+            text = f"under-trained: {budget:.0f} updates, before the study's first evaluation ({first}); {reach}"
+        elif fraction < 0:
+            side = f"on the other side of chance from the plateau ({plateau:.3f})"
+            text = f"under-trained: {budget:.0f} updates, {side}; {reach}"
         else:
-            reach = f"90 % at {at_90:.0f}" if np.isfinite(at_90) else f"90 % not held within the study's {last}"
-            text = f"under-trained: {share}; {reach}"
+            share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
+            beyond = f" (the study stopped at {last})" if budget > last else ""
+            text = share + beyond if fraction >= UNDER_TRAINED else f"under-trained: {share}; {reach}"
     return {"budget": budget, "plateau": plateau, "fraction": fraction, "updates_90": at_90, "text": text}
 
 
