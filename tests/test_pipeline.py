@@ -64,7 +64,10 @@ def test_stages_chain_from_data_to_tables(workspace):
     identity = data_identity("npz", "mnist", workspace / "tiny.npz")
     (study / "study.json").write_text(json.dumps({"data": identity, "settings": {"dcae": settings}}))
     pd.DataFrame(
-        [("dcae", "one_class_normal", 0, 0, u, 1.0, 0.1, a) for u, a in [(1, 0.56), (10000, 0.9), (20000, 0.9)]],
+        [
+            ("dcae", "one_class_normal", 0, 0, u, 1.0, 0.1, a)
+            for u, a in [(1, 0.56), (10000, 0.9), (20000, 0.9), (30000, 0.9)]
+        ],
         columns=["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"],
     ).to_csv(study / "curves.csv", index=False)
     params["report"]["convergence_study"] = "reports/convergence/tiny"
