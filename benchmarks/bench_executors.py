@@ -13,8 +13,8 @@ The last executor listed runs last, so the workspace ends as that executor leave
 default's).
 
     .venv/bin/python benchmarks/bench_executors.py                                  # the whole default run
-    .venv/bin/python benchmarks/bench_executors.py --glob 'train@mnist-one_class_normal-*'
-    .venv/bin/python benchmarks/bench_executors.py --glob 'train@mnist-one_class_normal-a*' \
+    .venv/bin/python benchmarks/bench_executors.py --glob 'train_score@mnist-one_class_normal-*'
+    .venv/bin/python benchmarks/bench_executors.py --glob 'train_score@mnist-one_class_normal-a*' \
         --kinds serial:1,serial,local
 
 Run it on an idle machine: a second heavy job halves both runs' speed.

@@ -18,7 +18,7 @@ def main(dataset: str) -> None:
     Each file is the method's Config with every default filled in, the main model's
     latent size taken from model.latent_dim and `auto` sizes resolved for the dataset (its channel count, or
     the size its prepared meta.json names).
-    A method's train and score stages depend on its file alone, so a params change
+    A method's train_score stage depends on its file alone, so a params change
     retrains only the methods whose resolved Config it changes.
     """
     params = load_params()

@@ -56,8 +56,7 @@ def prepared(tmp_path_factory):
             ("split", "--dataset", "mnist", "--protocol", "one_class_normal"),
             ("preprocess", "--dataset", "mnist"),
             ("configure", "--dataset", "mnist"),
-            ("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
-            ("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
+            ("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
         ]:
             result = CliRunner().invoke(stage(name), args, catch_exceptions=False)
             assert result.exit_code == 0, result.output
@@ -230,7 +229,7 @@ FETCH_PHOTOS = ("fetch", "--dataset", "photos")
 SPLIT = ("split", "--dataset", "mnist", "--protocol", "one_class_normal")
 PREPROCESS = ("preprocess", "--dataset", "mnist")
 CONFIGURE = ("configure", "--dataset", "mnist")
-TRAIN = ("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+TRAIN = ("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
 SCORE = ("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
 EVALUATE = ("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
 SPLITS = "data/splits/mnist/one_class_normal.npz"
@@ -391,7 +390,7 @@ CASES = [
     ),
     (
         "unknown --dataset to train",
-        ("train", "--dataset", "cifar", "--protocol", "one_class_normal", "--method", "dcae"),
+        ("train_score", "--dataset", "cifar", "--protocol", "one_class_normal", "--method", "dcae"),
         None,
         r"--dataset 'cifar' is not declared",
     ),
@@ -415,7 +414,7 @@ CASES = [
     ),
     (
         "--method not run",
-        ("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "vae"),
+        ("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "vae"),
         None,
         r"--method 'vae' is not in run.methods \['dcae'\]",
     ),
@@ -597,7 +596,7 @@ CASES = [
         "scores cut inside a quote",
         write(SCORES, lambda p: p.read_bytes()[:300].rsplit(b"\n", 1)[0] + b'\n0,0,5,"0.5'),
         EVALUATE,
-        r"dcae.csv' is not a readable CSV table.*`dvc repro -f -s score@mnist-one_class_normal-dcae`",
+        r"dcae.csv' is not a readable CSV table.*`dvc repro -f -s train_score@mnist-one_class_normal-dcae`",
     ),
     (
         "scores of other columns",
@@ -672,7 +671,7 @@ def test_a_stage_prints_the_message_alone_and_exits_with_status_2(prepared, tmp_
     shutil.copytree(prepared, folder)
     param("executor", "kind", value="pbs")(folder)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages/train.py"), *TRAIN[1:]], cwd=folder, capture_output=True, text=True
+        [sys.executable, str(ROOT / "stages/train_score.py"), *TRAIN[1:]], cwd=folder, capture_output=True, text=True
     )
     assert result.returncode == 2
     assert result.stderr.startswith("ERROR: executor.kind = 'pbs' is invalid") and "Traceback" not in result.stderr
@@ -734,7 +733,7 @@ def test_a_failed_job_prints_its_message_without_the_traceback_unless_debugging(
     both(config_value("lr", 1e30), config_value("batch_size", 1000))(folder)
     curves = sorted((folder / "reports/training").rglob("*"))
     digests = md5s(folder / "reports/training")
-    command = [sys.executable, str(ROOT / "stages/train.py"), *TRAIN[1:]]
+    command = [sys.executable, str(ROOT / "stages/train_score.py"), *TRAIN[1:]]
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]

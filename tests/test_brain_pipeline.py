@@ -47,8 +47,7 @@ def test_every_method_runs_on_the_brain_data_to_slice_wise_results_and_figures(b
     assert json.loads((root / "data/config/brain/adae.json").read_text())["latent_dim"] == 128  # ADAE Appendix A
     assert np.load(root / "data/prepared/brain/images.npy").dtype == np.float16
     for method in sorted(REGISTRY):
-        invoke("train", *BRAIN, "--method", method)
-        invoke("score", *BRAIN, "--method", method)
+        invoke("train_score", *BRAIN, "--method", method)
     invoke("evaluate", *BRAIN)
     invoke("figures", *BRAIN)
     invoke("brain_report", "--bootstrap", "100")

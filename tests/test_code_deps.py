@@ -22,7 +22,7 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]  # brain_* bo
 MAIN = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]["method"]
 # the variable that names a per-method stage's method, by script
 METHOD_OF = {
-    "train": "${item.method}",
+    "train_score": "${item.method}",
     "score": "${item.method}",
     "figures": "${model.method}",
     "rank_train": "${rank.method}",
@@ -35,7 +35,7 @@ def body(stage: str) -> dict:
 
 
 def script(stage: str) -> str:
-    """The stage script a stage runs (`python stages/<script>.py ...`): brain_train runs train.py."""
+    """The stage script a stage runs (`python stages/<script>.py ...`): brain_train_score runs train_score.py."""
     return body(stage)["cmd"].split()[1].removeprefix("stages/").removesuffix(".py")
 
 
@@ -66,7 +66,7 @@ def test_digests_cover_every_stage_script_and_method(tmp_path):
     )
     text = code.method_digest("dcae", tmp_path).read_text()
     assert "src/ganad/methods/dcae/model.py" in text and "src/ganad/methods/vae/" not in text
-    assert "src/ganad/methods/adae/" not in code.stage_digest("train", tmp_path).read_text()
+    assert "src/ganad/methods/adae/" not in code.stage_digest("train_score", tmp_path).read_text()
 
 
 RUNTIME_PROBE = """

@@ -21,7 +21,7 @@ import yaml
 
 from conftest import ROOT
 
-TARGET = "score@mnist-one_class_normal-dcae"
+TARGET = "train_score@mnist-one_class_normal-dcae"
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "conf", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore")
 
 
@@ -82,7 +82,7 @@ def test_a_second_clone_gets_results_from_the_run_cache_and_trains_nothing(proje
     dvc(project, "remote", "add", "-d", "shared", str(remote))
     git(project, "commit", "-qam", "a shared remote")
     first = dvc(project, "repro", TARGET)
-    assert "Running stage 'train@mnist-one_class_normal-dcae'" in first.stdout
+    assert "Running stage 'train_score@mnist-one_class_normal-dcae'" in first.stdout
     dvc(project, "push", "--run-cache")
 
     # the second clone has the code and params, not dvc.lock nor any output
@@ -92,7 +92,7 @@ def test_a_second_clone_gets_results_from_the_run_cache_and_trains_nothing(proje
     dvc(second, "pull", "--run-cache", "--allow-missing")  # this clone has no dvc.lock: nothing else to check out
     again = dvc(second, "repro", "--pull", TARGET)  # --pull: the run-cache entries' outputs from the remote
     assert "Running stage" not in again.stdout, again.stdout
-    assert "Stage 'train@mnist-one_class_normal-dcae' is cached - skipping run" in again.stdout
+    assert "Stage 'train_score@mnist-one_class_normal-dcae' is cached - skipping run" in again.stdout
     for path in (
         "models/mnist/one_class_normal/dcae/seed0/class3.safetensors",
         "data/scores/mnist/one_class_normal/dcae.csv",

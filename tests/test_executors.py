@@ -32,8 +32,7 @@ def run_stages(workspace, executor: dict) -> dict:
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     for folder in OUTPUTS + ("data/checkpoints",):
         shutil.rmtree(workspace / folder, ignore_errors=True)  # retrain and rescore, not resume
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
-    invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     invoke("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
     out = {}
     for folder in OUTPUTS:

@@ -47,8 +47,8 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
 
 def test_a_stale_run_an_unfinished_one_or_a_bad_name_is_refused(tmp_path):
     finished_run(tmp_path)
-    with pytest.raises(ParamsError, match="not up to date.*train@mnist"):
-        keep("mnist_full", "cmd", tmp_path, stale=["train@mnist-one_class_normal-adae"])
+    with pytest.raises(ParamsError, match="not up to date.*train_score@mnist"):
+        keep("mnist_full", "cmd", tmp_path, stale=["train_score@mnist-one_class_normal-adae"])
     with pytest.raises(ParamsError, match="run name '../x' is invalid"):
         keep("../x", "cmd", tmp_path, stale=[])
     (tmp_path / "reports/results.md").unlink()

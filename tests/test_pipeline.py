@@ -51,9 +51,9 @@ def test_stages_chain_from_data_to_tables(workspace):
     assert images.shape == (800, 1, 32, 32) and images.dtype == np.uint8
 
     for protocol in ("leave_one_class_out", "one_class_normal"):
-        invoke("train", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
+        invoke("train_score", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
+    invoke("score", "--dataset", "mnist", "--protocol", "leave_one_class_out_leaky", "--method", "dcae")
     for protocol in ("leave_one_class_out", "one_class_normal", "leave_one_class_out_leaky"):
-        invoke("score", "--dataset", "mnist", "--protocol", protocol, "--method", "dcae")
         invoke("evaluate", "--dataset", "mnist", "--protocol", protocol)
     invoke("figures", "--dataset", "mnist", "--protocol", "one_class_normal")
     # a convergence study of dcae on this very data and these settings, whose curve reaches 90 % of its plateau
@@ -131,11 +131,11 @@ def test_stages_chain_from_data_to_tables(workspace):
 
 def test_train_resumes_from_finished_checkpoints(workspace):
     prepare_data("one_class_normal")
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     model = workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
     first = model.read_bytes()
     model.unlink()  # as DVC does to outputs before a re-run
-    output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    output = invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     assert "0/2" not in output  # no epoch ran again
     assert model.read_bytes() == first
 
@@ -146,10 +146,10 @@ def test_a_training_code_change_starts_over_instead_of_resuming(workspace, monke
     import ganad.engine.jobs
 
     prepare_data("one_class_normal")
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     monkeypatch.setattr(ganad.engine.jobs, "code_version", lambda *modules: "other code")
     (workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors").unlink()
-    output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    output = invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     assert "0/2" in output  # trained from the first epoch
 
 
@@ -169,13 +169,11 @@ def test_a_method_that_cannot_run_is_reported_as_not_run(workspace, monkeypatch)
     params["methods"]["kde_alexnet"] = {"download": False, "weights_dir": str(workspace / "no_weights")}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     prepare_data("one_class_normal")
-    output = invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
+    output = invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
     assert "kde_alexnet skipped" in output and "download" in output
     curves = workspace / "reports/training/mnist/one_class_normal/kde_alexnet"
     assert "download" in (curves / "UNAVAILABLE.txt").read_text()  # the stage's plots output exists
-    invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "kde_alexnet")
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
-    invoke("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     params["run"]["protocols"] = ["one_class_normal"]
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     invoke("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
@@ -250,8 +248,7 @@ def test_a_folder_dataset_declared_in_params_runs_every_method_to_tables(tmp_pat
     for protocol in ("leave_one_class_out", "one_class_normal"):
         invoke("split", "--dataset", "shapes", "--protocol", protocol)
         for method in sorted(REGISTRY):
-            invoke("train", "--dataset", "shapes", "--protocol", protocol, "--method", method)
-            invoke("score", "--dataset", "shapes", "--protocol", protocol, "--method", method)
+            invoke("train_score", "--dataset", "shapes", "--protocol", protocol, "--method", method)
         invoke("evaluate", "--dataset", "shapes", "--protocol", protocol)
         invoke("figures", "--dataset", "shapes", "--protocol", protocol)
     invoke("report")

@@ -61,7 +61,9 @@ def test_truncated_or_foreign_files_are_refused_by_name(tmp_path, content):
 
 def test_score_stage_refuses_a_planted_pickle_and_runs_nothing(workspace, tmp_path):
     prepare_data("one_class_normal")
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    scores = workspace / "data/scores/mnist/one_class_normal/dcae.csv"
+    good_scores = scores.read_bytes()
     marker = tmp_path / "pwned"
     plant(workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors", marker)
     result = CliRunner().invoke(
@@ -70,15 +72,15 @@ def test_score_stage_refuses_a_planted_pickle_and_runs_nothing(workspace, tmp_pa
     assert result.exit_code != 0
     message = str(result.exception)
     assert "class0.safetensors' is not a ganad model" in message and "nothing in it was run" in message
-    assert "dvc repro -f -s train@mnist-one_class_normal-dcae" in message
+    assert "dvc repro -f -s train_score@mnist-one_class_normal-dcae" in message
     assert not marker.exists()
-    assert not (workspace / "data/scores/mnist/one_class_normal/dcae.csv").exists()  # no partial scores
+    assert scores.read_bytes() == good_scores  # the good model's scores stay; nothing partial replaced them
 
 
 @pytest.mark.parametrize("kind", ["pickle", "truncated", "other_version"])
 def test_training_starts_over_from_a_bad_checkpoint(workspace, tmp_path, kind):
     prepare_data("one_class_normal")
-    invoke("train", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
+    invoke("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
     model = workspace / "models/mnist/one_class_normal/dcae/seed0/class0.safetensors"
     good = model.read_bytes()
     checkpoint = workspace / "data/checkpoints/mnist/one_class_normal/dcae/seed0/class0.safetensors"
@@ -93,7 +95,7 @@ def test_training_starts_over_from_a_bad_checkpoint(workspace, tmp_path, kind):
         store.save(checkpoint, tree)
     model.unlink()
     result = CliRunner().invoke(
-        stage("train"), ["--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"]
+        stage("train_score"), ["--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"]
     )
     assert result.exit_code == 0, result.output
     assert "training starts over" in result.stderr

@@ -6,7 +6,7 @@ names the key, the value and what is allowed (`ganad.schema.parse`). It imports
 nothing heavy (no torch, scikit-learn or numba). A method's section is checked
 against its `Config` by `Params.method_config`, which the `configure` stage runs
 for every method before any training, and whose result (with `auto` latent sizes
-resolved for the dataset's channels) the method's train and score stages read from
+resolved for the dataset's channels) the method's train_score and score stages read from
 `data/config/<dataset>/<method>.json`. Checking the method sections there, not
 here, keeps every other stage from importing each method's package.
 """

@@ -189,7 +189,7 @@ def _read_splits(path) -> dict[str, np.ndarray]:
 
 
 def split_classes(path) -> list[int]:
-    """The classes a splits file holds, in order: what the train and score stages run."""
+    """The classes a splits file holds, in order: what the train_score and score stages run."""
     return sorted(int(key.split("_")[1]) for key in _read_splits(path) if key.startswith("train_"))
 
 

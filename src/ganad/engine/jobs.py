@@ -1,4 +1,4 @@
-"""Per-class, per-seed training and scoring, as the train and score stages run them.
+"""Per-class, per-seed training and scoring, as the train_score and score stages run them.
 
 A stage's jobs are its (class, seed) pairs: every class of the split file, trained once per
 training seed of run.seeds. A job's seed, inputs and output paths come from its key alone, so
@@ -14,11 +14,19 @@ import pandas as pd
 
 from ganad.config.params import Params, load_method_config
 from ganad.data.images import ImageSet
-from ganad.data.protocols import BRAIN_DATASET, anomaly_labels, load_split, trained_under
+from ganad.data.protocols import BRAIN_DATASET, anomaly_labels, load_split, split_classes, trained_under
 from ganad.engine.code import code_version
 from ganad.methods import method_class
+from ganad.methods.base import MethodUnavailable
 from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
 from ganad.runtime import layout, store
+from ganad.runtime.score_files import (
+    mark_unavailable,
+    unavailable_reason,
+    write_scores,
+    write_selected,
+    write_table,
+)
 from ganad.runtime.device import resolve_device, seed_everything
 from ganad.runtime.executors import map_jobs
 
@@ -27,6 +35,11 @@ def jobs(classes: list[int], seeds: list[int]) -> list[tuple[int, int]]:
     """A stage's (class, seed) keys, seed-major: the first seed's classes come first, so a stage interrupted
     part-way leaves whole seeds finished."""
     return [(cls, seed) for seed in seeds for cls in classes]
+
+
+def stage_prefix(dataset: str) -> str:
+    """dvc.yaml names the brain's per-method stages brain_<kind> (they have a matrix of their own)."""
+    return "brain_" if dataset == BRAIN_DATASET else ""
 
 
 def prepare_method(dataset: str, method_name: str) -> None:
@@ -127,7 +140,7 @@ def load_model(params: Params, dataset: str, protocol: str, method_name: str, cl
         method_name,
         layout.model(dataset, protocol, method_name, cls, seed),
         params.device,
-        f"Rebuild it with `dvc repro -f -s train@{dataset}-{protocol}-{method_name}`",
+        f"Rebuild it with `dvc repro -f -s {stage_prefix(dataset)}train_score@{dataset}-{protocol}-{method_name}`",
     )
 
 
@@ -144,12 +157,11 @@ def score_class(
     scores = method.score(test)
     if not np.all(np.isfinite(scores)):
         trained = trained_under(protocol)
-        prefix = "brain_" if dataset == BRAIN_DATASET else ""
         raise TrainingDiverged(
             f"{method_name} gave non-finite scores to {int((~np.isfinite(scores)).sum())} of {len(scores)} test "
             f"images of {dataset} {protocol} class {cls} seed {seed}: its model diverged in training. Lower "
             f"methods.{method_name}.lr and retrain with "
-            f"`dvc repro -f -s {prefix}train@{dataset}-{trained}-{method_name}`"
+            f"`dvc repro -f -s {stage_prefix(dataset)}train_score@{dataset}-{trained}-{method_name}`"
         )
     table = pd.DataFrame(
         {
@@ -171,3 +183,45 @@ def for_each_job(params: Params, keys: list, fn, *args, scoring: bool = False) -
     return map_jobs(
         executor, fn, params, args, keys, jobs=executor.score_jobs if scoring else executor.jobs, device=params.device
     )
+
+
+# --- a stage's whole work: every (class, seed) job of one method, dataset and protocol ---------------------
+
+
+def train_all(params: Params, dataset: str, protocol: str, method_name: str) -> list[str]:
+    """Train every job (ganad.runtime.layout's models, training logs and curves table); returns the lines to print.
+    A method that cannot run here (e.g. pretrained weights cannot be had) leaves UNAVAILABLE.txt with the reason
+    instead, and later stages show it as not run."""
+    try:
+        prepare_method(dataset, method_name)
+        classes = split_classes(layout.splits(dataset, protocol))
+        infos = for_each_job(params, jobs(classes, params.seeds), train_class, dataset, protocol, method_name)
+    except MethodUnavailable as exc:
+        mark_unavailable(dataset, protocol, method_name, str(exc))
+        write_table(layout.curves(dataset, protocol, method_name), curves_table([]))
+        return [f"{method_name} skipped for {dataset} {protocol}: {exc}"]
+    write_table(layout.curves(dataset, protocol, method_name), curves_table(infos))
+    return [
+        f"{method_name} {dataset} {protocol}: " + ", ".join(f"{k} {v}" for k, v in info.items() if k != "history")
+        for info in infos
+    ]
+
+
+def score_all(params: Params, dataset: str, protocol: str, method_name: str) -> list[str]:
+    """Score every job's test split (data/scores/<dataset>/<protocol>/<method>.csv and .selected.json); returns the
+    lines to print. Every job is scored before anything is written, so a failure leaves no partial file."""
+    out = layout.scores(dataset, protocol, method_name)
+    reason = unavailable_reason(dataset, trained_under(protocol), method_name)
+    if reason is not None:
+        write_scores(out, None, unavailable=reason)
+        write_selected(layout.selected(dataset, protocol, method_name), {})
+        return [f"{method_name} {dataset} {protocol}: not run ({reason})"]
+    keys = jobs(split_classes(layout.splits(dataset, protocol)), params.seeds)
+    results = dict(zip(keys, for_each_job(params, keys, score_class, dataset, protocol, method_name, scoring=True)))
+    write_scores(out, pd.concat([table for table, _ in results.values()]))
+    chosen = {}
+    for (cls, seed), (_, selected) in results.items():
+        if selected:
+            chosen.setdefault(f"seed {seed}", {})[str(cls)] = selected
+    write_selected(layout.selected(dataset, protocol, method_name), chosen)
+    return [f"{method_name} {dataset} {protocol}: {sum(len(t) for t, _ in results.values())} scores"]

@@ -225,7 +225,7 @@ def data_identity(source: str, dataset: str, npz_path=None) -> str:
 
 
 def run_budgets(dataset: str, protocol: str, methods: list[str]) -> tuple[dict[tuple[str, str], float], dict]:
-    """A run's budgets, as its train stage trains them: per network method, the updates on each class's
+    """A run's budgets, as its train_score stage trains them: per network method, the updates on each class's
     training split (`NeuralMethod.steps`, from the configure stage's settings and the split file), averaged over
     classes; and each method's settings. Methods without a training loop have no budget."""
     splits = layout.splits(dataset, protocol)

@@ -1,4 +1,4 @@
-"""The method registry, and which library code each method's stages run.
+"""The method registry: every method by name, its class imported only when asked for.
 
 Every method is a package `ganad.methods.<name>`: its `__init__.py` holds only its
 `Config` (a pydantic `ganad.schema.Section`, light: params are checked without importing torch) and its
@@ -6,13 +6,8 @@ Every method is a package `ganad.methods.<name>`: its `__init__.py` holds only i
 networks, losses, training step and score. Adding a method is one package, one line
 in `REGISTRY` and one `methods.<name>` params section.
 
-`SHARED_CODE` is the library code that every method's train and score stages run;
-a method's own code is its package folder. `code_version` hashes these files into
-every checkpoint. The stages depend on them through `CODE_GROUPS`: the `code` stage
-writes one digest per group (a file's hash per line), and a stage depends on the
-digest instead of listing its files, which keeps dvc.lock small (DVC parses and
-rewrites the whole lock after every stage). tests/test_code_deps.py checks dvc.yaml,
-the groups and the imports agree.
+Which library files a method's stages run is derived from the imports (`ganad.engine.code`): the `code`
+stage writes one digest per method and per stage script, and the stages depend on those digests.
 """
 
 from __future__ import annotations

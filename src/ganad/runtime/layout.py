@@ -56,7 +56,7 @@ def checkpoint(dataset: str, protocol: str, method: str, cls: int, seed: int) ->
 
 
 def training_logs(dataset: str, protocol: str, method: str) -> Path:
-    """dvclive's folders of one train stage, one per class and seed."""
+    """dvclive's folders of one train_score stage, one per class and seed."""
     return REPORTS / "training" / dataset / protocol / method
 
 
@@ -65,7 +65,7 @@ def training_log(dataset: str, protocol: str, method: str, cls: int, seed: int) 
 
 
 def curves(dataset: str, protocol: str, method: str) -> Path:
-    """Every class's and seed's training curves of one train stage in one long table (epoch, class, seed, metric,
+    """Every class's and seed's training curves of one train_score stage in one long table (epoch, class, seed, metric,
     value), which dvc.yaml's top-level `plots` draws as one chart with the classes overlaid."""
     return REPORTS / "curves" / f"{dataset}_{protocol}_{method}.csv"
 

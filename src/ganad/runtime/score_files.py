@@ -59,8 +59,10 @@ def rebuild_scores(path: Path) -> str:
     """The command that writes the score file data/scores/<dataset>/<protocol>/<method>.csv again."""
     path = Path(path)
     dataset, protocol, method = path.parent.parent.name, path.parent.name, path.name.split(".")[0]
-    prefix = "brain_" if dataset == "brain" else "leak_" if protocol.endswith("_leaky") else ""
-    return f"dvc repro -f -s {prefix}score@{dataset}-{protocol}-{method}"
+    if protocol.endswith("_leaky"):
+        return f"dvc repro -f -s leak_score@{dataset}-{protocol}-{method}"
+    prefix = "brain_" if dataset == "brain" else ""
+    return f"dvc repro -f -s {prefix}train_score@{dataset}-{protocol}-{method}"
 
 
 def read_scores(path: Path, rebuild: str | None = None) -> tuple[pd.DataFrame, str | None]:

@@ -16,7 +16,7 @@ torch stay in the modules that read and prepare volumes):
 
 The prepared dataset is called `brain` and its protocol `healthy_to_tumour`
 (`ganad.data.protocols`): every method of the registry trains and scores on it through
-the same train and score stages as the image datasets.
+the same train_score stages as the image datasets.
 """
 
 from __future__ import annotations
