@@ -20,6 +20,8 @@ from ganad.methods import method_class
 from ganad.methods.base import MethodUnavailable
 from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
 from ganad.runtime import layout, store
+from ganad.runtime.device import resolve_device, seed_everything
+from ganad.runtime.executors import map_jobs
 from ganad.runtime.score_files import (
     mark_unavailable,
     unavailable_reason,
@@ -27,8 +29,6 @@ from ganad.runtime.score_files import (
     write_selected,
     write_table,
 )
-from ganad.runtime.device import resolve_device, seed_everything
-from ganad.runtime.executors import map_jobs
 
 
 def jobs(classes: list[int], seeds: list[int]) -> list[tuple[int, int]]:
