@@ -39,7 +39,16 @@ from ganad.config.params import load_params
 from ganad.data.images import ImageSet, resize_uint8, to_nchw, to_unit_range
 from ganad.data.protocols import anomaly_labels
 from ganad.data.sources import load_embedded, load_npz
-from ganad.evaluation.convergence import STUDY_FILE, data_identity, study_settings, study_split, summarise
+from ganad.evaluation.convergence import (
+    FLOOR_COLUMNS,
+    FLOORS_FILE,
+    STUDY_FILE,
+    data_identity,
+    study_settings,
+    study_split,
+    summarise,
+)
+from ganad.evaluation.floors import FLOORS, floor_aurocs
 from ganad.methods import method_class
 from ganad.methods.common.training_run import TrainingRun
 from ganad.runtime.device import seed_everything
@@ -140,6 +149,21 @@ def image_set(images, labels, index) -> ImageSet:
     return ImageSet(to_unit_range(images[index]), labels[index], index)
 
 
+def record_floors(path: Path, key: tuple, train: ImageSet, test: ImageSet, anomalous: np.ndarray) -> None:
+    """Append the floors' study AUROCs on one run's study split (its training and study test images) to
+    OUT/floors.csv, once per run: scorers that learn nothing, the level a plateau has to clear."""
+    done = set()
+    if path.is_file():
+        done = set(pd.read_csv(path)[["method", "protocol", "class"]].itertuples(index=False, name=None))
+    else:
+        path.write_text(",".join(FLOOR_COLUMNS) + "\n")
+    if key in done:
+        return
+    aurocs = floor_aurocs(train.x.numpy(), test.x.numpy(), anomalous)
+    row = [*key, *(round(aurocs[name], 6) for name in FLOORS)]
+    pd.DataFrame([row], columns=FLOOR_COLUMNS).to_csv(path, mode="a", header=False, index=False)
+
+
 def done_keys(done: Path) -> set[tuple]:
     if not done.is_file():
         return set()
@@ -168,7 +192,8 @@ def main() -> None:
 def run(
     data, out, protocols, classes, methods, overrides, every, cap, patience, test_size, search_test_size, threads, seed
 ) -> None:
-    """Train every (method, protocol, class) not yet done and append its curve to OUT/curves.csv."""
+    """Train every (method, protocol, class) not yet done and append its curve to OUT/curves.csv; record the
+    floors on every run's study split in OUT/floors.csv (a finished study run again gains its floors only)."""
     torch.set_num_threads(threads)
     params = load_params()
     images, labels = load_images(data)
@@ -183,8 +208,9 @@ def run(
     partial = [tuple(k) in pending for k in logged[["method", "protocol", "class"]].itertuples(index=False)]
     if any(partial):  # an interrupted run's partial curve: that run starts again
         logged[[not p for p in partial]].to_csv(curves, index=False)
-    with (out / "command.txt").open("a") as f:  # every invocation that added to the study, in order
-        f.write(" ".join(["python", *sys.argv]) + "\n")
+    if pending:
+        with (out / "command.txt").open("a") as f:  # every invocation that trained for the study, in order
+            f.write(" ".join(["python", *sys.argv]) + "\n")
     settings = {}
     for item in overrides:
         key, value = item.split("=", 1)
@@ -197,12 +223,13 @@ def run(
     )
     for key in keys:
         name, protocol, cls = key
-        if key in finished:
-            continue
         size = search_test_size if name in SEARCH_METHODS else test_size
         split = study_split(labels, protocol, cls, size, params.split.val_fraction, seed)
         train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
         anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
+        record_floors(out / FLOORS_FILE, key, train, test, anomalous)
+        if key in finished:
+            continue
         config = study_config(params, name, images.shape[1], settings, cap, threads)
         per_epoch = max(
             1,
@@ -242,7 +269,8 @@ def plot(curves: pd.DataFrame, method: str, protocol: str, path: Path) -> None:
 def report(out, tail) -> None:
     """Write OUT/summary.csv, OUT/README.md and OUT/<method>_<protocol>.png from OUT/curves.csv."""
     curves = pd.read_csv(out / "curves.csv")
-    summary = summarise(curves, tail)
+    floors = pd.read_csv(out / FLOORS_FILE) if (out / FLOORS_FILE).is_file() else None
+    summary = summarise(curves, tail, floors)
     summary.round(4).to_csv(out / "summary.csv", index=False)
     for (method, protocol), group in curves.groupby(["method", "protocol"]):
         plot(group, method, protocol, out / f"{method}_{protocol}.png")
@@ -259,7 +287,10 @@ def report(out, tail) -> None:
         "improving, or at the cap). Updates to 90 % / 95 %: the first update count from which the class-mean "
         "AUROC stays at least 0.9 (resp. 0.95) x |plateau - 0.5| from chance on the plateau's side "
         "(a plateau below 0.5: the scores rank the anomalies as the most normal); CPU seconds: training only, "
-        "evaluations excluded. NaN: never reached for good.\n",
+        "evaluations excluded. NaN: never reached for good. Floor (`floor_auroc`): the higher of two scorers that "
+        "learn nothing (the distance to the mean normal training image, the distance of the mean intensity), "
+        "scored on each run's own study split (`floors.csv`); a plateau that does not clear it (negative "
+        "`plateau_minus_floor`) is no budget's fault.\n",
         "## Per method and protocol (class-mean curve)\n",
         means.round(3).to_markdown(index=False) + "\n",
         "## Per class\n",

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from ganad.evaluation.convergence import (
+    FLOOR_COLUMNS,
+    FLOORS_FILE,
     STUDY_FILE,
     budget_verdicts,
     fraction_of_plateau,
@@ -113,3 +115,27 @@ def test_a_budget_short_of_90_percent_of_the_plateau_is_marked_under_trained(tmp
     other = ("dcae", "leave_one_class_out")
     assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {other: 120})[other].endswith("not in the study")
     assert budget_verdicts(None, "embedded:mnist", {"dcae": config}, {key: 120})[key].endswith("no convergence study")
+
+
+def test_a_plateau_that_does_not_clear_the_study_floor_is_said_to_be_no_budget_s_fault(tmp_path):
+    config = {"width": 16, "lr": 0.001, "min_steps": 50, "epochs": 1, "threads": 0}
+    study = study_folder(tmp_path, study_settings(config))  # both classes plateau at 0.9
+    key = ("dcae", "one_class_normal")
+    floors = pd.DataFrame(
+        [("dcae", "one_class_normal", 0, 0.96, 0.70), ("dcae", "one_class_normal", 1, 0.90, 0.80)],
+        columns=FLOOR_COLUMNS,
+    )
+    floors.to_csv(study / FLOORS_FILE, index=False)
+    verdict = budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 200})[key]
+    # the higher floor's class mean: max((0.96 + 0.90) / 2, (0.70 + 0.80) / 2) = 0.93 > the plateau's 0.9
+    assert verdict == (
+        "200 updates, 100 % of the plateau (0.900); the plateau does not clear the study's floor (0.930): "
+        "no budget lifts this row above it"
+    )
+    floors.assign(floor_mean_image=[0.6, 0.7]).to_csv(study / FLOORS_FILE, index=False)  # floor 0.75: cleared
+    assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("(0.900)")
+    table = summarise(pd.read_csv(study / "curves.csv"), tail=1, floors=floors).set_index("class")
+    assert table.loc["0", "floor_auroc"] == pytest.approx(0.96)  # a class: its own higher floor
+    assert table.loc["mean", "floor_auroc"] == pytest.approx(0.93)
+    assert table.loc["mean", "plateau_minus_floor"] == pytest.approx(0.9 - 0.93)
+    assert "floor_auroc" not in summarise(pd.read_csv(study / "curves.csv"), tail=1).columns  # no floors recorded

@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 
 from ganad.data.protocols import save_splits
-from ganad.evaluation.floors import FLOORS, Z, floor_scores, floor_tables, floor_verdicts, mean_interval
+from ganad.evaluation.floors import (
+    FLOORS,
+    Z,
+    floor_aurocs,
+    floor_scores,
+    floor_tables,
+    floor_verdicts,
+    mean_interval,
+)
 from ganad.evaluation.metrics import class_metrics
 
 
@@ -22,6 +30,19 @@ def test_floor_scores_on_hand_built_images():
     checker[0, 0] = [[1.0, -0.5], [-0.5, 0.0]]  # intensity 0: far from the mean image, not in intensity
     scores = floor_scores(np.zeros((3, 1, 2, 2)), checker)
     assert scores["floor_intensity"][0] == 0 and scores["floor_mean_image"][0] == pytest.approx(np.sqrt(1.5))
+
+
+def test_floor_aurocs_rank_a_split_s_test_images_by_each_floor():
+    train = np.zeros((4, 1, 2, 2))  # normals: mean image 0, mean intensity 0
+    test = np.stack([np.full((1, 2, 2), v) for v in (0.1, -0.2, 0.6, 0.3)])
+    checker = np.zeros((1, 2, 2))
+    checker[0] = [[1.0, -1.0], [-1.0, 1.0]]  # far from the mean image, but at the normals' intensity
+    test = np.concatenate([test, checker[None]])
+    anomalous = np.array([0, 0, 1, 1, 1])
+    aurocs = floor_aurocs(train, test, anomalous)
+    assert aurocs["floor_mean_image"] == 1.0  # distances 0.2, 0.4 below 0.6, 1.2, 2.0
+    # intensity distances 0.1, 0.2 (normal) against 0.6, 0.3, 0.0: 4 of 6 pairs ranked right
+    assert aurocs["floor_intensity"] == pytest.approx(4 / 6)
 
 
 def test_floor_tables_score_every_class_of_a_split_from_its_training_images(tmp_path, monkeypatch):

@@ -12,7 +12,11 @@ what is read off the curves:
 - the updates (and CPU seconds) to reach 90 % and 95 % of the plateau, counted on the gain above chance:
   the first evaluation whose AUROC reaches 0.5 + f (plateau - 0.5) and stays there (the running minimum
   from that point on), so that a curve that swings is not credited with its first lucky peak;
-- a budget's fraction of the plateau: (AUROC at that budget - 0.5) / (plateau - 0.5), read off the curve.
+- a budget's fraction of the plateau: (AUROC at that budget - 0.5) / (plateau - 0.5), read off the curve;
+- the floor on the study split (`floors.csv`: the scorers of `ganad.evaluation.floors`, which learn nothing,
+  on each run's own study training and test images): a plateau that does not clear it says that no budget
+  lifts the method above the floor at these settings, so a row below the floor is the method's, not the
+  budget's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pandas as pd
 
 from ganad.config.params import load_method_config
 from ganad.data.protocols import anomaly_labels, load_split, split_classes
+from ganad.evaluation.floors import FLOORS
 from ganad.files import read_csv, read_json
 from ganad.methods import method_class
 from ganad.methods.common.training import NeuralMethod
@@ -114,18 +119,50 @@ def mean_curve(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"updates": grid, **interpolate})
 
 
-def summarise(curves: pd.DataFrame, tail: int = 3) -> pd.DataFrame:
+FLOORS_FILE = "floors.csv"  # beside a study's curves: the floors' study AUROCs on each run's study split
+FLOOR_COLUMNS = ["method", "protocol", "class", *FLOORS]
+
+
+def study_floor(floors: pd.DataFrame | None, method: str, protocol: str, classes=None) -> float:
+    """The higher of the floors' study AUROCs for one method and protocol, each averaged over `classes` (all the
+    floors file holds for it by default): the floor its class-mean plateau is set against. NaN where the study
+    has no floors for it (a study run before floors were recorded)."""
+    if floors is None:
+        return float("nan")
+    rows = floors[(floors["method"] == method) & (floors["protocol"] == protocol)]
+    if classes is not None:
+        rows = rows[rows["class"].isin(list(classes))]
+    return float(rows[list(FLOORS)].mean().max()) if len(rows) else float("nan")
+
+
+def summarise(curves: pd.DataFrame, tail: int = 3, floors: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per method, protocol and class, and per method and protocol on the class-mean curve (class 'mean'), the
-    plateau summary of a curves table (columns method, protocol, class, updates, cpu_s, study_auroc)."""
+    plateau summary of a curves table (columns method, protocol, class, updates, cpu_s, study_auroc); with a
+    floors table, the floor on the same study split beside each plateau (`floor_auroc`, the higher floor)."""
     rows = [
-        {"method": m, "protocol": p, "class": str(c), **plateau_summary(g, tail)}
+        {
+            "method": m,
+            "protocol": p,
+            "class": str(c),
+            **plateau_summary(g, tail),
+            "floor_auroc": study_floor(floors, m, p, [c]),
+        }
         for (m, p, c), g in curves.groupby(["method", "protocol", "class"], sort=True)
     ]
     rows += [
-        {"method": m, "protocol": p, "class": "mean", **plateau_summary(mean_curve(g), tail)}
+        {
+            "method": m,
+            "protocol": p,
+            "class": "mean",
+            **plateau_summary(mean_curve(g), tail),
+            "floor_auroc": study_floor(floors, m, p, g["class"].unique()),
+        }
         for (m, p), g in curves.groupby(["method", "protocol"], sort=True)
     ]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if floors is None:
+        return table.drop(columns="floor_auroc")
+    return table.assign(plateau_minus_floor=table["plateau_auroc"] - table["floor_auroc"])
 
 
 # --- a run's budgets against a study ---------------------------------------------------------------
@@ -156,9 +193,10 @@ def study_settings(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in RUN_ONLY_KEYS}
 
 
-def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3) -> dict:
+def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3, floor: float = float("nan")) -> dict:
     """A budget (updates) against one method and protocol's study curves (every class): the class-mean
-    curve's plateau, the budget's share of the plateau's gain, the updates to 90 % of it, and a sentence."""
+    curve's plateau, the budget's share of the plateau's gain, the updates to 90 % of it, and a sentence; with
+    the study's floor (`study_floor`), whether the plateau clears it."""
     mean = mean_curve(curves)
     summary = plateau_summary(mean, tail)
     plateau, at_90, last = summary["plateau_auroc"], summary["updates_90"], summary["last_updates"]
@@ -177,16 +215,20 @@ def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3) -> dict:
             share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
             beyond = f" (the study stopped at {last})" if budget > last else ""
             text = share + beyond if fraction >= UNDER_TRAINED else f"under-trained: {share}; {reach}"
+    if np.isfinite(floor) and plateau <= floor:
+        text += f"; the plateau does not clear the study's floor ({floor:.3f}): no budget lifts this row above it"
     return {"budget": budget, "plateau": plateau, "fraction": fraction, "updates_90": at_90, "text": text}
 
 
-def read_study(folder) -> tuple[dict, pd.DataFrame] | None:
-    """A study folder's identity (study.json) and curves, or None where it has none."""
+def read_study(folder) -> tuple[dict, pd.DataFrame, pd.DataFrame | None] | None:
+    """A study folder's identity (study.json), curves and floors (None where it recorded none), or None where it
+    has no study."""
     folder = Path(folder)
     if not (folder / STUDY_FILE).is_file() or not (folder / "curves.csv").is_file():
         return None
     rebuild = f"python benchmarks/convergence.py run --out {folder} (its command.txt)"
-    return read_json(folder / STUDY_FILE, rebuild), read_csv(folder / "curves.csv", rebuild)
+    floors = read_csv(folder / FLOORS_FILE, rebuild) if (folder / FLOORS_FILE).is_file() else None
+    return read_json(folder / STUDY_FILE, rebuild), read_csv(folder / "curves.csv", rebuild), floors
 
 
 def budget_verdicts(
@@ -201,7 +243,7 @@ def budget_verdicts(
         if found is None:
             out[method, protocol] = f"{budget:.0f} updates; no convergence study"
             continue
-        meta, curves = found
+        meta, curves, floors = found
         group = curves[(curves["method"] == method) & (curves["protocol"] == protocol)]
         if meta.get("data") != data:
             out[method, protocol] = f"{budget:.0f} updates; the study ran on other data"
@@ -210,7 +252,8 @@ def budget_verdicts(
         elif study_settings(configs.get(method, {})) != meta.get("settings", {}).get(method):
             out[method, protocol] = f"{budget:.0f} updates; the study ran other settings"
         else:
-            out[method, protocol] = budget_verdict(group, budget, tail)["text"]
+            floor = study_floor(floors, method, protocol, group["class"].unique())
+            out[method, protocol] = budget_verdict(group, budget, tail, floor)["text"]
     return out
 
 

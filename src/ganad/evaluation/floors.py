@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from ganad.data.protocols import anomaly_labels, load_split, split_classes
 from ganad.runtime import layout
@@ -40,6 +41,13 @@ def floor_scores(train: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
         "floor_mean_image": np.sqrt(((test - mean_image) ** 2).reshape(len(test), -1).sum(axis=1)),
         "floor_intensity": np.abs(test.reshape(len(test), -1).mean(axis=1) - train_intensity),
     }
+
+
+def floor_aurocs(train: np.ndarray, test: np.ndarray, anomalous: np.ndarray) -> dict[str, float]:
+    """Each floor's AUROC on one split (normal training images, test images, the test images' anomaly labels):
+    the level a method's AUROC on the same split has to clear."""
+    scores = floor_scores(train, test)
+    return {name: float(roc_auc_score(np.asarray(anomalous, dtype=bool), scores[name])) for name in FLOORS}
 
 
 def floor_tables(dataset: str, protocol: str, seed: int = 0) -> dict[str, pd.DataFrame]:
