@@ -40,7 +40,7 @@ from ganad.evaluation.papers import PAPER_AUROC  # noqa: E402
 from ganad.methods.adae import Config as ADAEConfig  # noqa: E402
 from ganad.methods.adae.model import ADAE, adae_losses, balanced_lrs  # noqa: E402
 from ganad.methods.common import nets  # noqa: E402
-from ganad.methods.common.training import per_image_l1, torch_threads  # noqa: E402
+from ganad.methods.common.training import images_used, per_image_l1, torch_threads  # noqa: E402
 from ganad.methods.common.training_run import TrainingRun  # noqa: E402
 
 
@@ -242,7 +242,7 @@ def accuracy(
         t0 = time.perf_counter()
         method.fit(sets["train"], sets["val"], TimedRun())
         fit_s = time.perf_counter() - t0
-        seen = cfg.epochs * (len(train_idx) - (len(train_idx) % cfg.batch_size if cfg.drop_last else 0))
+        seen = ADAE.epochs(cfg, len(train_idx)) * images_used(len(train_idx), cfg.batch_size, cfg.drop_last)
         t0 = time.perf_counter()
         scores = method.score(sets["test"])
         score_s = time.perf_counter() - t0

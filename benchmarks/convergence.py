@@ -7,7 +7,9 @@ report are never read), with its settings from params.yaml (`--set method.key=va
 `select: best_val` uses it) and the study AUROC of the weights as they stand; a run stops when `val_score` has
 not improved for `--patience` evaluations, or at `--cap` updates. Curves are appended as they come
 (`curves.csv`), so an interrupted study resumes with the (method, protocol, class) runs it lacks (the partial
-curve of the run it was in is dropped first).
+curve of the run it was in is dropped first). Every run's study split also gets the floors' study AUROCs
+(`floors.csv`: scorers that learn nothing, the level a plateau has to clear); `--floors-only` records them for
+a study that has none and trains nothing.
 
     python benchmarks/convergence.py run --data data/external/mnist.npz --out reports/convergence/mnist \\
         --protocol leave_one_class_out --classes 1,9,0,4 --methods dcae,adae --cap 3000
@@ -189,8 +191,22 @@ def main() -> None:
 @click.option("--search-test-size", default=300, help="study test images for the search-scored methods")
 @click.option("--threads", default=2)
 @click.option("--seed", default=0)
+@click.option("--floors-only", is_flag=True, help="record the floors of every run's study split; train nothing")
 def run(
-    data, out, protocols, classes, methods, overrides, every, cap, patience, test_size, search_test_size, threads, seed
+    data,
+    out,
+    protocols,
+    classes,
+    methods,
+    overrides,
+    every,
+    cap,
+    patience,
+    test_size,
+    search_test_size,
+    threads,
+    seed,
+    floors_only,
 ) -> None:
     """Train every (method, protocol, class) not yet done and append its curve to OUT/curves.csv; record the
     floors on every run's study split in OUT/floors.csv (a finished study run again gains its floors only)."""
@@ -204,7 +220,7 @@ def run(
     finished = done_keys(done)
     keys = [(m, p, int(c)) for p in protocols for c in classes.split(",") for m in methods.split(",")]
     logged = pd.read_csv(curves)
-    pending = set(keys) - finished
+    pending = set() if floors_only else set(keys) - finished
     partial = [tuple(k) in pending for k in logged[["method", "protocol", "class"]].itertuples(index=False)]
     if any(partial):  # an interrupted run's partial curve: that run starts again
         logged[[not p for p in partial]].to_csv(curves, index=False)
@@ -228,13 +244,10 @@ def run(
         train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
         anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
         record_floors(out / FLOORS_FILE, key, train, test, anomalous)
-        if key in finished:
+        if key not in pending:
             continue
         config = study_config(params, name, images.shape[1], settings, cap, threads)
-        per_epoch = max(
-            1,
-            -(-(len(train) - len(train) % config.batch_size if config.drop_last else len(train)) // config.batch_size),
-        )
+        per_epoch = method_class(name).steps_per_epoch(config, len(train))
         print(
             f"{key}: {len(train)} train, {len(val)} val, {len(test)} study test "
             f"({int(anomalous.sum())} anomalous), {per_epoch} updates per epoch",

@@ -33,11 +33,16 @@ from ganad.methods.base import Method
 from ganad.methods.configs import ADAM_IMPLS  # noqa: F401  (the choices of `adam`)
 
 
+def images_used(n: int, batch_size: int, drop_last: bool) -> int:
+    """How many of `n` images an epoch's batches hold: a last partial batch is dropped with `drop_last`
+    (unless it is the only one)."""
+    return n - (n % batch_size) if drop_last and n >= batch_size else n
+
+
 def batches(n: int, batch_size: int, shuffle: bool, drop_last: bool = False):
     """Index batches over range(n); shuffling draws from torch's global RNG, which checkpoints save."""
     order = torch.randperm(n) if shuffle else torch.arange(n)
-    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
-    for start in range(0, stop, batch_size):
+    for start in range(0, images_used(n, batch_size, drop_last), batch_size):
         yield order[start : start + batch_size]
 
 
@@ -140,15 +145,20 @@ class NeuralMethod(Method):
     @classmethod
     def epochs(cls, cfg, n_train: int) -> int:
         """How many epochs `fit` trains with settings `cfg`: `epochs`, raised to reach `min_steps` updates."""
-        used = n_train - n_train % cfg.batch_size if cfg.drop_last and n_train >= cfg.batch_size else n_train
-        return epochs_for(used, cfg.batch_size, cfg.epochs, cfg.min_steps)
+        return epochs_for(
+            images_used(n_train, cfg.batch_size, cfg.drop_last), cfg.batch_size, cfg.epochs, cfg.min_steps
+        )
+
+    @classmethod
+    def steps_per_epoch(cls, cfg, n_train: int) -> int:
+        """How many steps one epoch takes on `n_train` images with settings `cfg` (one at least)."""
+        return max(1, -(-images_used(n_train, cfg.batch_size, cfg.drop_last) // cfg.batch_size))
 
     @classmethod
     def steps(cls, cfg, n_train: int) -> int:
         """How many steps (calls of `train_step`, one per batch) `fit` takes on `n_train` images with settings
         `cfg`: the budget in the unit the convergence study counts, so that it reads straight off its curves."""
-        used = n_train - n_train % cfg.batch_size if cfg.drop_last and n_train >= cfg.batch_size else n_train
-        return cls.epochs(cfg, n_train) * max(1, -(-used // cfg.batch_size))
+        return cls.epochs(cfg, n_train) * cls.steps_per_epoch(cfg, n_train)
 
     def epoch_metrics(self, epoch: int, last: bool, train: ImageSet, val: ImageSet) -> dict[str, float]:
         """Logged after every epoch; `val_score` (mean score of the normal validation slice) selects."""
