@@ -46,6 +46,7 @@ from ganad.evaluation.convergence import (
     FLOORS_FILE,
     STUDY_FILE,
     data_identity,
+    same_settings,
     study_settings,
     study_split,
     summarise,
@@ -136,7 +137,7 @@ def record_study(out: Path, data: str, configs: dict) -> None:
         raise click.UsageError(f"{out} is a study on other data ({study['data']}); give another --out")
     for name, config in configs.items():
         mine = study_settings(json.loads(json.dumps(config.model_dump())))
-        if study["settings"].setdefault(name, mine) != mine:
+        if not same_settings(name, mine, study["settings"].setdefault(name, mine)):
             raise click.UsageError(f"{out} studied {name} with other settings; give another --out")
     path.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
 

@@ -8,9 +8,9 @@ import time
 import torch
 
 
-def gemm_gflops(n: int = 1024, device: torch.device | str = "cpu") -> float:
-    """The best of three timings of an n x n float32 matrix product, in GFLOP/s."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def gemm_gflops(n: int = 1024, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """The best of three timings of an n x n matrix product in `dtype` (float32 by default), in GFLOP/s."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(3):
         sync(device)

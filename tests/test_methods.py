@@ -293,3 +293,26 @@ def test_the_budget_in_updates_is_the_steps_training_takes(name, sections, easy)
     run = CountsUpdates(None, "count")
     method.fit(train, val, run)
     assert run.updates == method.steps(method.config, len(train)) >= 7
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_bf16_precision_trains_under_autocast_keeps_fp32_weights_and_still_separates_the_easy_set(
+    name, sections, easy
+):
+    assert not build(name, sections(name)).config.precision == "bf16"  # fp32 is the default
+    method = build(name, {**sections(name), "precision": "bf16"})
+    seen = []
+    step = method.train_step
+
+    def recorded(*args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return step(*args, **kwargs)
+
+    method.train_step = recorded
+    method.fit(easy[0], easy[1], TrainingRun(None, "bf16"))
+    assert seen and all(enabled and dtype == torch.bfloat16 for enabled, dtype in seen)
+    assert all(p.dtype == torch.float32 for net in method.nets.values() for p in net.parameters())
+    test = easy[2]
+    scores = method.score(test)  # scored outside autocast, in fp32
+    assert scores.dtype == np.float64 and np.all(np.isfinite(scores))
+    assert roc_auc_score(test.labels, scores) > 0.85

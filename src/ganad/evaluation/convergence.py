@@ -193,6 +193,18 @@ def study_settings(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in RUN_ONLY_KEYS}
 
 
+def same_settings(method: str, current: dict, recorded: dict | None) -> bool:
+    """Whether a study's recorded settings of `method` are the `current` ones (both as `study_settings` gives
+    them). A setting one side lacks counts as the method's default there: a study recorded before a setting
+    existed ran what its default does."""
+    if recorded is None:
+        return False
+    defaults = {key: field.default for key, field in method_class(method).Config.model_fields.items()}
+    return all(
+        current.get(key, defaults.get(key)) == recorded.get(key, defaults.get(key)) for key in {*current, *recorded}
+    )
+
+
 def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3, floor: float = float("nan")) -> dict:
     """A budget (updates) against one method and protocol's study curves (every class): the class-mean
     curve's plateau, the budget's share of the plateau's gain, the updates to 90 % of it, and a sentence; with
@@ -249,7 +261,7 @@ def budget_verdicts(
             out[method, protocol] = f"{budget:.0f} updates; the study ran on other data"
         elif group.empty:
             out[method, protocol] = f"{budget:.0f} updates; not in the study"
-        elif study_settings(configs.get(method, {})) != meta.get("settings", {}).get(method):
+        elif not same_settings(method, study_settings(configs.get(method, {})), meta.get("settings", {}).get(method)):
             out[method, protocol] = f"{budget:.0f} updates; the study ran other settings"
         else:
             floor = study_floor(floors, method, protocol, group["class"].unique())

@@ -11,7 +11,8 @@ from ganad.data.protocols import PROTOCOLS
 from ganad.schema import Bool, Float, Fraction, Int, PositiveFloat, PositiveInt, Section, Text
 
 SELECT = ("last", "best_val")
-ADAM_IMPLS = ("fused", "foreach", "loop")  # see ganad.methods.common.training.adam
+ADAM_IMPLS = ("fused", "foreach", "loop")
+PRECISIONS = ("fp32", "bf16")  # see ganad.methods.common.training.adam
 
 
 class NetConfig(Section):
@@ -32,6 +33,9 @@ class NetConfig(Section):
     select: Literal[SELECT] = "last"  # best_val: the epoch with the lowest normal-validation score
     score_batch_size: Int = Field(256, gt=0)
     threads: Int = Field(0, ge=0)  # 0 keeps torch's default
+    # bf16: training steps under torch.autocast in bfloat16 (weights, optimiser and scores stay fp32); a GPU's or an
+    # AMX/AVX512-BF16 CPU's speed-up, checked against fp32 by benchmarks/bench_precision.py
+    precision: Literal[PRECISIONS] = "fp32"
 
     def for_protocol(self, protocol: str) -> NetConfig:
         """These settings as one protocol trains with them: `min_steps_by_protocol`'s entry as `min_steps`."""

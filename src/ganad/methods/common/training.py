@@ -176,6 +176,11 @@ class NeuralMethod(Method):
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device).contiguous(memory_format=self.memory_format)
 
+    def precision(self):
+        """The context a training step runs in: autocast to bfloat16 with `precision: bf16`, else nothing."""
+        bf16 = self.config.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     def _mode(self, train: bool) -> None:
         for net in self.nets.values():
             net.train(train)
@@ -191,7 +196,8 @@ class NeuralMethod(Method):
                 sums: dict[str, float] = {}
                 counts: dict[str, int] = {}
                 for step, idx in enumerate(batches(len(x), cfg.batch_size, shuffle=True, drop_last=cfg.drop_last)):
-                    losses = self.train_step(self._input(x[idx]), epoch, step)
+                    with self.precision():
+                        losses = self.train_step(self._input(x[idx]), epoch, step)
                     run.check_finite(losses, epoch, step)
                     for key, value in losses.items():
                         sums[key] = sums.get(key, 0.0) + value * len(idx)
