@@ -299,7 +299,7 @@ def test_the_budget_in_updates_is_the_steps_training_takes(name, sections, easy)
 def test_bf16_precision_trains_under_autocast_keeps_fp32_weights_and_still_separates_the_easy_set(
     name, sections, easy
 ):
-    assert not build(name, sections(name)).config.precision == "bf16"  # fp32 is the default
+    assert build(name, sections(name)).config.precision == "fp32"  # the default
     method = build(name, {**sections(name), "precision": "bf16"})
     seen = []
     step = method.train_step
