@@ -223,6 +223,50 @@ def test_score_is_l2_norm_of_x_minus_d_of_g_of_x_in_eval_mode(easy):
     assert m.G.training is False and m.D.training is False
 
 
+@pytest.mark.parametrize("kind", ["d_of_g", "g", "d", "amplification"])
+def test_each_score_variant_equals_its_formula(easy, kind):
+    _, _, test = easy
+    m = make(score=kind)
+    m._mode(True)
+    m.train_step(m._input(test.x[:32]))
+    G, D = copy.deepcopy(m.G).eval(), copy.deepcopy(m.D).eval()
+    norm = lambda a, b: torch.stack([torch.sqrt(((ai - bi) ** 2).sum()) for ai, bi in zip(a, b)])  # noqa: E731
+    with torch.no_grad():
+        x = test.x
+        want = {
+            "d_of_g": norm(x, D(G(x))),
+            "g": norm(x, G(x)),
+            "d": norm(x, D(x)),
+            "amplification": norm(x, D(G(x))) / norm(x, G(x)),
+        }[kind]
+    np.testing.assert_allclose(m.score(test), want.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["gaia", "lr", "began"])
+def test_the_warmup_trains_unbalanced_for_its_updates_over_epochs_then_balances(easy, variant):
+    train, val, _ = easy
+    m = make(epochs=3, batch_size=64, balance=variant, warmup=5, channels_last=False, adam="loop")
+    m.k = 0.25
+    per_epoch = m.steps_per_epoch(m.config, len(train))
+    assert 5 > per_epoch  # the warm-up crosses an epoch boundary
+    steps = []
+    step = m.train_step
+    m.train_step = lambda *a, **k: steps.append(step(*a, **k)) or steps[-1]
+    m.fit(train, val, TrainingRun(None, "t"))
+    assert m.updates == len(steps) == 3 * per_epoch
+    for i, out in enumerate(steps):
+        if i < 5:  # the warm-up: lr for both, weight 1 on D's fake term, BEGAN's k untouched
+            assert out["lr_d"] == out["lr_g"] == 2e-3
+            assert out.get("fake_weight", 1.0) == 1.0
+        else:
+            w, lr_d, lr_g = expected_balance(variant, "unit", out["real_rec"], out["fake_rec"], 2e-3)
+            assert out["lr_d"] == pytest.approx(lr_d, rel=1e-6) and out["lr_g"] == pytest.approx(lr_g, rel=1e-6)
+            if variant == "gaia":
+                assert out["fake_weight"] == pytest.approx(w, rel=1e-6)
+    if variant == "began":  # k starts moving only after the warm-up
+        assert steps[5]["fake_weight"] == pytest.approx(0.25)
+
+
 def test_select_best_val_keeps_the_epoch_with_the_lowest_normal_validation_score(easy):
     train, val, _ = easy
     m = make(epochs=4, lr=5e-3, select="best_val")  # a high lr, so that epochs differ a lot

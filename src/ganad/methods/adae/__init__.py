@@ -8,6 +8,9 @@ from ganad.methods.configs import ADAM_IMPLS, AdamConfig
 from ganad.schema import Bool, Float, Int
 
 BALANCE = ("lr", "gaia", "began", "none")
+# what scores an image (model.py): the paper's ||x - D(G(x))||, G's or D's own reconstruction error, or D's
+# amplification of G's error, ||x - D(G(x))|| / ||x - G(x)||: the paper's claim that D fails on G(x) of anomalies
+SCORES = ("d_of_g", "g", "d", "amplification")
 
 
 class Config(AdamConfig):
@@ -25,6 +28,10 @@ class Config(AdamConfig):
     began_gamma: Float = Field(0.5, gt=0)
     began_lambda: Float = Field(0.001, gt=0)
     bn: Literal["separate", "joint"] = "separate"  # how D's BatchNorm sees real and generated batches
+    # the first `warmup` updates train both networks at lr without balancing (weight 1 on D's fake term): G
+    # starts near one constant image that D reconstructs far better than digits, which stalls the balanced rates
+    warmup: Int = Field(0, ge=0)
+    score: Literal[SCORES] = "d_of_g"
     adam: Literal[ADAM_IMPLS] = "fused"
     # Speed only: what is computed stays the same (channels_last and compile change float rounding).
     channels_last: Bool = True

@@ -29,7 +29,12 @@ s is `slope` in the units `slope_units` names: `unit`, errors of images in [0, 1
 or `image`, errors of ganad's [-1, 1] images as they are.
 L_G is the paper's in every variant.
 
-Score: A(x) = ||x - D(G(x))||_2 per image, BatchNorm in eval mode.
+Warm-up (`warmup`): the first N updates train with `balance: none` whatever `balance` says; the
+count runs over epochs (and is saved in checkpoints).
+
+Score (`score`), BatchNorm in eval mode: `d_of_g`, the paper's A(x) = ||x - D(G(x))||_2 per image;
+`g`, ||x - G(x)||_2; `d`, ||x - D(x)||_2; `amplification`, ||x - D(G(x))||_2 / ||x - G(x)||_2, how much
+D enlarges G's error (the paper's argument: D fails on G(x) for anomalies).
 
 Choices that are ours (the paper has no code):
 
@@ -181,18 +186,24 @@ class ADAE(NeuralMethod):
         self.optimizers = {"G": self.opt_g, "D": self.opt_d}
         self._forward = torch.compile(adae_forward) if config.compile else adae_forward
         self.k = 0.0  # BEGAN's fake-term weight (balance: began)
+        self.updates = 0  # training steps so far, over epochs: the warm-up's clock
 
     @property
     def slope(self) -> float:
         """The sigmoid slope on ganad's errors ([-1, 1] images)."""
         return self.config.slope / 2 if self.config.slope_units == "unit" else self.config.slope
 
+    @property
+    def balance(self) -> str:
+        """The balancing of this step: `none` during the warm-up, then `balance`."""
+        return "none" if self.updates < self.config.warmup else self.config.balance
+
     def fake_weight(self, real: float, fake: float) -> float:
         """The weight of D's fake term for this step."""
         cfg = self.config
-        if cfg.balance == "gaia":
+        if self.balance == "gaia":
             return gaia_gate(real, fake, self.slope, cfg.gate_sigma, cfg.gate_max)
-        if cfg.balance == "began":
+        if self.balance == "began":
             return self.k
         return 1.0
 
@@ -206,7 +217,7 @@ class ADAE(NeuralMethod):
         w = self.fake_weight(real, fake)
         if w != 1.0:
             w = max(w, WEIGHT_FLOOR)
-        lr_d, lr_g = balanced_lrs(cfg.lr, self.slope, real, fake, cfg.balance in ("lr", "gaia"))
+        lr_d, lr_g = balanced_lrs(cfg.lr, self.slope, real, fake, self.balance in ("lr", "gaia"))
         for opt, lr in ((self.opt_d, lr_d), (self.opt_g, lr_g)):
             opt.zero_grad(set_to_none=True)
             for group in opt.param_groups:
@@ -235,19 +246,30 @@ class ADAE(NeuralMethod):
         }
         if cfg.balance in ("gaia", "began"):
             out["fake_weight"] = w
-        if cfg.balance == "began":
+        if self.balance == "began":
             self.k = began_k(self.k, real, fake, cfg.began_gamma, cfg.began_lambda)
+        self.updates += 1
         return out
 
     def extra_state(self) -> dict:
-        return {"k": self.k}
+        return {"k": self.k, "updates": self.updates}
 
     def load_extra_state(self, state: dict) -> None:
         self.k = float(state["k"])
+        self.updates = int(state.get("updates", 0))  # a checkpoint written before the warm-up existed: 0
 
     def score_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """A(x) = ||x - D(G(x))||_2 per image."""
-        return per_image_l2(x, self.D(self.G(x))).float()
+        """The configured score (`score`) per image; the paper's is ||x - D(G(x))||_2."""
+        kind = self.config.score
+        if kind == "d":
+            return per_image_l2(x, self.D(x)).float()
+        g = self.G(x)
+        if kind == "g":
+            return per_image_l2(x, g).float()
+        d_of_g = per_image_l2(x, self.D(g))
+        if kind == "amplification":
+            return (d_of_g / per_image_l2(x, g).clamp_min(1e-12)).float()
+        return d_of_g.float()
 
     def reconstructions(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(G(x), D(G(x))) for images `x` (N, C, 32, 32) in [-1, 1], eval mode, as float32 arrays."""
