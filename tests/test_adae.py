@@ -248,7 +248,7 @@ def test_the_warmup_trains_unbalanced_for_its_updates_over_epochs_then_balances(
     m = make(epochs=3, batch_size=64, balance=variant, warmup=5, channels_last=False, adam="loop")
     m.k = 0.25
     per_epoch = m.steps_per_epoch(m.config, len(train))
-    assert 5 > per_epoch  # the warm-up crosses an epoch boundary
+    assert per_epoch < 5  # the warm-up crosses an epoch boundary
     steps = []
     step = m.train_step
     m.train_step = lambda *a, **k: steps.append(step(*a, **k)) or steps[-1]

@@ -296,9 +296,7 @@ def test_the_budget_in_updates_is_the_steps_training_takes(name, sections, easy)
 
 
 @pytest.mark.parametrize("name", NEURAL)
-def test_bf16_precision_trains_under_autocast_keeps_fp32_weights_and_still_separates_the_easy_set(
-    name, sections, easy
-):
+def test_bf16_precision_trains_under_autocast_keeps_fp32_weights_and_still_separates_the_easy_set(name, sections, easy):
     assert build(name, sections(name)).config.precision == "fp32"  # the default
     method = build(name, {**sections(name), "precision": "bf16"})
     seen = []
