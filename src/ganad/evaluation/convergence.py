@@ -228,7 +228,7 @@ def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3, floor: fl
             beyond = f" (the study stopped at {last})" if budget > last else ""
             text = share + beyond if fraction >= UNDER_TRAINED else f"under-trained: {share}; {reach}"
     if np.isfinite(floor) and plateau <= floor:
-        text += f"; the plateau does not clear the study's floor ({floor:.3f}): no budget lifts this row above it"
+        text += f"; the plateau does not clear the study's floor ({floor:.3f})"
     return {"budget": budget, "plateau": plateau, "fraction": fraction, "updates_90": at_90, "text": text}
 
 
