@@ -109,6 +109,13 @@ def test_a_budget_short_of_90_percent_of_the_plateau_is_marked_under_trained(tmp
     # the budget keys may differ; anything the curves depend on may not, nor the data
     longer = {**config, "min_steps": 400, "threads": 2}
     assert "under-trained" not in budget_verdicts(study, "embedded:mnist", {"dcae": longer}, {key: 400})[key]
+    # a setting the study predates counts as its default there: fp32 matches the study, bf16 does not
+    assert (
+        "other settings"
+        not in budget_verdicts(study, "embedded:mnist", {"dcae": {**config, "precision": "fp32"}}, {key: 200})[key]
+    )
+    bf16 = {**config, "precision": "bf16"}
+    assert budget_verdicts(study, "embedded:mnist", {"dcae": bf16}, {key: 200})[key].endswith("other settings")
     wider = {**config, "width": 32}
     assert budget_verdicts(study, "embedded:mnist", {"dcae": wider}, {key: 120})[key].endswith("other settings")
     assert budget_verdicts(study, "sha256:ab", {"dcae": config}, {key: 120})[key].endswith("other data")
