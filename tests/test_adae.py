@@ -53,8 +53,9 @@ def params(net):
     return [p.detach().clone() for p in net.parameters()]
 
 
-def reference(G, D, x, w=1.0, joint=False):
-    """The paper's two losses, D's fake term weighted by w, each on its own graph, as plain torch code."""
+def reference(G, D, x, w=1.0, joint=False, gen_weight=1.0):
+    """The paper's two losses, D's fake term weighted by w and G's reconstruction by gen_weight, each on its own
+    graph, as plain torch code."""
     fake = G(x)
     if joint:
         out = D(torch.cat([x, fake.detach()]))
@@ -63,7 +64,7 @@ def reference(G, D, x, w=1.0, joint=False):
         d_real, d_fake = D(x), D(fake.detach())
     loss_d = mae(x, d_real) - w * mae(fake.detach(), d_fake)
     g_fake = D(torch.cat([x, fake]))[len(x) :] if joint else D(fake)
-    loss_g = mae(x, fake) + mae(fake, g_fake)
+    loss_g = gen_weight * mae(x, fake) + mae(fake, g_fake)
     return loss_d, loss_g
 
 
@@ -77,13 +78,17 @@ def expected_balance(variant, units, real, fake, lr, k=0.0):
     return (w[variant], *lrs)
 
 
+@pytest.mark.parametrize("gen_weight", [1.0, 3.0])
 @pytest.mark.parametrize("bn", ["separate", "joint"])
 @pytest.mark.parametrize(
     "variant, units",
     [("lr", "image"), ("lr", "unit"), ("gaia", "unit"), ("gaia", "image"), ("began", "unit"), ("none", "unit")],
 )
-def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradients(variant, units, bn):
-    m = make(lr=1e-3, slope=20.0, balance=variant, slope_units=units, bn=bn, channels_last=False, adam="loop")
+def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradients(variant, units, bn, gen_weight):
+    m = make(
+        lr=1e-3, slope=20.0, balance=variant, slope_units=units, bn=bn, gen_weight=gen_weight, channels_last=False,
+        adam="loop",
+    )
     m.k = 0.3 if variant == "began" else 0.0
     m._mode(True)  # what the epoch loop does before the steps
     x = batch()
@@ -94,7 +99,7 @@ def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradi
         d_real, d_fake = (out[: len(x)], out[len(x) :]) if bn == "joint" else (D(x), D(fake))
         real, fake_rec, gen = mae(x, d_real).item(), mae(fake, d_fake).item(), mae(x, fake).item()
     w, lr_d, lr_g = expected_balance(variant, units, real, fake_rec, 1e-3, k=0.3)
-    loss_d, loss_g = reference(G, D, x, w, bn == "joint")
+    loss_d, loss_g = reference(G, D, x, w, bn == "joint", gen_weight)
     ref_d = torch.autograd.grad(loss_d, list(D.parameters()), retain_graph=True)
     ref_g = torch.autograd.grad(loss_g, list(G.parameters()))
     step = m.train_step(m._input(x))
@@ -103,7 +108,7 @@ def test_each_balancing_variant_matches_its_hand_computed_losses_rates_and_gradi
         ("fake_rec", fake_rec),
         ("gen_rec", gen),
         ("loss_d", real - w * fake_rec),
-        ("loss_g", gen + fake_rec),
+        ("loss_g", gen_weight * gen + fake_rec),
     ]:
         assert step[key] == pytest.approx(want, rel=1e-5, abs=1e-6), key
     assert step["lr_d"] == pytest.approx(lr_d, rel=1e-6) and step["lr_g"] == pytest.approx(lr_g, rel=1e-6)

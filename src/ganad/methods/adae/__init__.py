@@ -31,6 +31,8 @@ class Config(AdamConfig):
     # the first `warmup` updates train both networks at lr without balancing (weight 1 on D's fake term): G
     # starts near one constant image that D reconstructs far better than digits, which stalls the balanced rates
     warmup: Int = Field(0, ge=0)
+    # weight of G's own reconstruction |X - G(X)| in L_G (the paper: 1); the adversarial term keeps weight 1
+    gen_weight: Float = Field(1.0, gt=0)
     score: Literal[SCORES] = "d_of_g"
     adam: Literal[ADAM_IMPLS] = "fused"
     # Speed only: what is computed stays the same (channels_last and compile change float rounding).

@@ -225,19 +225,19 @@ class ADAE(NeuralMethod):
         # update: both gradients at the same parameters, then both networks step
         if scale is None:  # joint BatchNorm pass: each network's gradient of its own loss
             d_grads = torch.autograd.grad(real_rec - w * fake_rec, list(self.D.parameters()), retain_graph=True)
-            g_grads = torch.autograd.grad(gen_rec + fake_rec, list(self.G.parameters()))
+            g_grads = torch.autograd.grad(cfg.gen_weight * gen_rec + fake_rec, list(self.G.parameters()))
             for net, grads in ((self.D, d_grads), (self.G, g_grads)):
                 for p, g in zip(net.parameters(), grads):
                     p.grad = g
         else:  # one backward pass gives both
             if w != 1.0:
                 scale.value = -1.0 / w
-            (real_rec - fake_rec + gen_rec if w == 1.0 else real_rec - w * fake_rec + gen_rec).backward()
+            (real_rec - w * fake_rec + cfg.gen_weight * gen_rec).backward()
         self.opt_d.step()
         self.opt_g.step()
         out = {
             "loss_d": real - w * fake,
-            "loss_g": gen + fake,
+            "loss_g": cfg.gen_weight * gen + fake,
             "real_rec": real,
             "fake_rec": fake,
             "gen_rec": gen,
