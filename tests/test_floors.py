@@ -4,6 +4,7 @@ interval does not clear them."""
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from ganad.data.protocols import save_splits
 from ganad.evaluation.floors import (
@@ -108,3 +109,25 @@ def test_methods_are_marked_against_the_higher_floor():
     assert verdicts["close"][1] == "does not clear the floor"
     assert verdicts["below"] == (pytest.approx(-0.01), "below the floor")
     assert floor_verdicts(detail_of("alone", [0.9], 0.1)) == {}
+
+
+def test_banded_auroc_removes_a_brightness_only_score_and_keeps_a_score_that_ranks_within_bands():
+    from ganad.evaluation.floors import banded_auroc
+
+    rng = np.random.default_rng(0)
+    brightness = rng.uniform(0, 1, 4000)
+    anomalous = rng.uniform(0, 1, 4000) < brightness  # brighter images are more often anomalous
+    assert roc_auc_score(anomalous, brightness) > 0.75  # a score that is brightness alone looks good plainly
+    assert abs(banded_auroc(anomalous, brightness, brightness, bands=20) - 0.5) < 0.05  # and not within bands
+    informed = anomalous + rng.normal(0, 0.5, 4000)  # a score that sees the label through noise
+    assert banded_auroc(anomalous, informed, brightness) == pytest.approx(roc_auc_score(anomalous, informed), abs=0.05)
+
+
+def test_banded_auroc_is_the_size_weighted_mean_of_the_bands_aurocs_by_hand():
+    from ganad.evaluation.floors import banded_auroc
+
+    covariate = np.array([0, 0, 0, 0, 1, 1, 1, 1.0])
+    anomalous = np.array([0, 1, 0, 1, 0, 0, 1, 1])
+    scores = np.array([1, 2, 3, 4, 1, 2, 3, 4.0])  # band 0: AUROC 0.75; band 1: 1.0
+    assert banded_auroc(anomalous, scores, covariate, bands=2) == pytest.approx((4 * 0.75 + 4 * 1.0) / 8)
+    assert np.isnan(banded_auroc(np.zeros(8), scores, covariate, bands=2))  # no band holds both kinds

@@ -50,6 +50,25 @@ def floor_aurocs(train: np.ndarray, test: np.ndarray, anomalous: np.ndarray) -> 
     return {name: float(roc_auc_score(np.asarray(anomalous, dtype=bool), scores[name])) for name in FLOORS}
 
 
+def banded_auroc(anomalous: np.ndarray, scores: np.ndarray, covariate: np.ndarray, bands: int = 5) -> float:
+    """The AUROC within bands of a covariate (for digits: the image's mean intensity, the amount of ink), averaged
+    with the bands' sizes as weights: how well `scores` rank anomalies among images of about the same
+    brightness. A score that only measures brightness falls to about 0.5 here, however high its plain AUROC.
+    Bands are quantiles of the covariate over these images; a band without both kinds of image is left out
+    (NaN when none has both)."""
+    anomalous, scores, covariate = (np.asarray(a).ravel() for a in (anomalous, scores, covariate))
+    anomalous = anomalous.astype(bool)
+    edges = np.quantile(covariate, np.linspace(0, 1, bands + 1)[1:-1])
+    band = np.searchsorted(edges, covariate, side="right")
+    total, weight = 0.0, 0
+    for b in np.unique(band):
+        inside = band == b
+        if 0 < anomalous[inside].sum() < inside.sum():
+            total += inside.sum() * roc_auc_score(anomalous[inside], scores[inside])
+            weight += int(inside.sum())
+    return total / weight if weight else float("nan")
+
+
 def floor_tables(dataset: str, protocol: str, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Every floor's score table over the classes of one dataset's split, in the score files' columns (the floors
     do not train, so they have one row per test image, under the run's first training seed)."""

@@ -1,0 +1,251 @@
+"""ADAE's dynamics and the paper's claim, measured on a study split: does G learn, and does D amplify anomalies?
+
+For every (variant, protocol, class) this trains ADAE on the study split of the official TRAINING images
+(`ganad.evaluation.convergence.study_split`: the test images the tables report are never read) with params.yaml's
+settings plus the variant's, and logs
+
+- per update: G's reconstruction error gen_rec = |X - G(X)|, D's errors real_rec = |X - D(X)| and
+  fake_rec = |G(X) - D(G(X))|, both learning rates and D's fake-term weight (`steps`);
+- every `--every` updates: the normal-validation criterion (`val_score`), how much G(x) differs between images
+  (`g_spread`, the per-pixel standard deviation over validation images, averaged: about 0 when G has collapsed
+  to one image whatever its input) and the study AUROC of each score on the same weights: the paper's
+  ||x - D(G(x))|| (`d_of_g`), ||x - G(x)|| (`g`), ||x - D(x)|| (`d`) and D's amplification of G's error,
+  ||x - D(G(x))|| / ||x - G(x)|| (`amplification`: above 0.5 when D enlarges anomalies' errors more than
+  normals'), and the paper's score within bands of image brightness (`d_of_g_banded`, five quantile bands of
+  mean intensity: a score that only measures the amount of ink falls to about 0.5 there) (`evals`).
+
+Beside them, the floors of the same split (scorers that learn nothing). `report` writes README.md (each score
+against the floor at the last evaluation and at the evaluation `select: best_val` would keep) and one figure of
+per-update curves per variant and protocol.
+
+    python benchmarks/adae_claim.py run --data embedded --out reports/adae_claim/embedded_mnist \\
+        --protocol one_class_normal --classes 2,5,1,9 --variants gaia,began --cap 650
+    python benchmarks/adae_claim.py report --out reports/adae_claim/embedded_mnist
+
+Each run is written to OUT/runs/<variant>_<protocol>_<class>.json when it finishes (a rerun skips it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from convergence import image_set, load_images, study_config
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+
+from ganad.config.params import load_params
+from ganad.data.protocols import anomaly_labels
+from ganad.evaluation.convergence import study_split
+from ganad.evaluation.floors import FLOORS, banded_auroc, floor_aurocs
+from ganad.methods import method_class
+from ganad.methods.common.training_run import TrainingRun
+from ganad.runtime.device import seed_everything
+
+# variant -> ADAE settings on top of params.yaml's (the default profile's) adae section
+VARIANTS = {
+    "gaia": {"balance": "gaia"},  # GAIA's code: learning-rate sigmoid and fake-term gate
+    "gaia+gen10": {"balance": "gaia", "gen_weight": 10.0},  # G's own reconstruction weighted 10
+    "began": {"balance": "began"},  # BEGAN's k_t on D's fake term, fixed learning rates
+    "lr": {"balance": "lr"},  # the paper's text: the learning-rate sigmoid alone
+    "none": {"balance": "none"},  # the paper's losses, no balancing
+}
+SCORES = ("d_of_g", "g", "d", "amplification")
+STEP_KEYS = ("gen_rec", "real_rec", "fake_rec", "lr_d", "lr_g", "fake_weight")
+
+
+class ClaimRun(TrainingRun):
+    """Logs every update's terms and, every `every` updates, the scores' study AUROCs of the weights as they stand;
+    an evaluation leaves training as it found it (RNG state, train mode)."""
+
+    def __init__(self, method, data, anomalous, every: int):
+        super().__init__(None, "claim")
+        self.method, (self.train, self.val, self.test), self.anomalous, self.every = method, data, anomalous, every
+        self.brightness = self.test.x.reshape(len(self.test), -1).mean(1).numpy()
+        self.steps, self.evals, self.updates, self.cpu = [], [], 0, 0.0
+        self.started = time.process_time()
+
+    def check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
+        super().check_finite(losses, epoch, step)
+        self.updates += 1
+        self.steps.append({"update": self.updates, **{k: losses.get(k, 1.0) for k in STEP_KEYS}})
+        if self.updates % self.every == 0:
+            self.evaluate(epoch)
+
+    def evaluate(self, epoch: int) -> None:
+        m = self.method
+        self.cpu += time.process_time() - self.started
+        rng = torch.get_rng_state()
+        row = {"update": self.updates, "cpu_s": round(self.cpu, 2)}
+        row["val_score"] = float(m.epoch_metrics(epoch, False, self.train, self.val).get("val_score", np.nan))
+        g_val, _ = m.reconstructions(self.val.x[:256])
+        row["g_spread"] = float(g_val.std(axis=0).mean())
+        configured = m.config
+        for score in SCORES:
+            m.config = configured.model_copy(update={"score": score})
+            s = np.asarray(m.score(self.test), dtype=float)
+            row[score] = float(roc_auc_score(self.anomalous, s)) if np.all(np.isfinite(s)) else np.nan
+            if score == "d_of_g":
+                row["d_of_g_banded"] = banded_auroc(self.anomalous, s, self.brightness)
+        m.config = configured
+        torch.set_rng_state(rng)
+        m._mode(True)
+        self.evals.append(row)
+        print(f"  updates {self.updates}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "update"))
+        self.started = time.process_time()
+
+
+@click.group()
+def main() -> None:
+    """ADAE's training dynamics and score variants on a study split."""
+
+
+@main.command()
+@click.option("--data", required=True, help="an npz archive of uint8 x_train, y_train, ... or 'embedded'")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--protocol", "protocols", multiple=True, default=["one_class_normal"])
+@click.option("--classes", default="2,5,1,9")
+@click.option("--variants", default="gaia,began")
+@click.option("--cap", default=650, help="updates per run")
+@click.option("--every", default=50, help="evaluate every N updates")
+@click.option("--test-size", default=600, help="study test images (held-out normals and anomalies)")
+@click.option("--threads", default=1)
+@click.option("--seed", default=0)
+def run(data, out, protocols, classes, variants, cap, every, test_size, threads, seed) -> None:
+    """Train every (variant, protocol, class) not yet in OUT/runs and record its curves, scores and floors."""
+    torch.set_num_threads(threads)
+    params = load_params()
+    images, labels = load_images(data)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    with (out / "command.txt").open("a") as f:
+        f.write(" ".join(["python", *sys.argv]) + "\n")
+    for variant in variants.split(","):
+        if variant not in VARIANTS:
+            raise click.BadParameter(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        for protocol in protocols:
+            for cls in map(int, classes.split(",")):
+                path = out / "runs" / f"{variant}_{protocol}_{cls}.json"
+                if path.is_file():
+                    continue
+                split = study_split(labels, protocol, cls, test_size, params.split.val_fraction, seed)
+                train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
+                anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
+                config = study_config(params, "adae", images.shape[1], {"adae": VARIANTS[variant]}, cap, threads)
+                print(f"{variant} {protocol} class {cls}: {len(train)} train, {len(test)} study test", flush=True)
+                seed_everything(seed * 1000 + cls)
+                method = method_class("adae")(config, images.shape[1], torch.device("cpu"))
+                claim = ClaimRun(method, (train, val, test), anomalous, every)
+                method.fit(train, val, claim)
+                record = {
+                    "variant": variant,
+                    "protocol": protocol,
+                    "class": cls,
+                    "settings": VARIANTS[variant],
+                    "data": data if data == "embedded" else Path(data).name,
+                    "floors": floor_aurocs(train.x.numpy(), test.x.numpy(), anomalous),
+                    "steps": claim.steps,
+                    "evals": claim.evals,
+                }
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(record))
+                tmp.replace(path)
+
+
+def load_runs(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+
+
+def summary(runs: list[dict]) -> pd.DataFrame:
+    """One row per run and evaluation kept: the last evaluation, and the one `select: best_val` would keep (the
+    lowest normal-validation score); G's error is the mean of the last 20 updates before it."""
+    rows = []
+    for r in runs:
+        evals, steps = pd.DataFrame(r["evals"]), pd.DataFrame(r["steps"])
+        for kept, at in (("last", len(evals) - 1), ("best_val", int(evals["val_score"].idxmin()))):
+            e = evals.iloc[at]
+            recent = steps[(steps["update"] > e["update"] - 20) & (steps["update"] <= e["update"])]
+            rows.append(
+                {
+                    "variant": r["variant"],
+                    "protocol": r["protocol"],
+                    "class": r["class"],
+                    "kept": kept,
+                    "update": int(e["update"]),
+                    "gen_rec": recent["gen_rec"].mean(),
+                    "fake_weight": recent["fake_weight"].mean(),
+                    "g_spread": e["g_spread"],
+                    **{s: e[s] for s in (*SCORES, "d_of_g_banded")},
+                    **{f: r["floors"][f] for f in FLOORS},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot(runs: list[dict], variant: str, protocol: str, path: Path) -> None:
+    mine = [r for r in runs if r["variant"] == variant and r["protocol"] == protocol]
+    fig = Figure(figsize=(4 * len(mine), 6.5))
+    FigureCanvasAgg(fig)
+    for i, r in enumerate(sorted(mine, key=lambda r: r["class"])):
+        steps = pd.DataFrame(r["steps"]).set_index("update")
+        top, bottom = fig.add_subplot(2, len(mine), i + 1), fig.add_subplot(2, len(mine), len(mine) + i + 1)
+        for key in ("gen_rec", "real_rec", "fake_rec"):
+            top.plot(steps.index, steps[key].rolling(10, min_periods=1).mean(), label=key)
+        top.set_title(f"class {r['class']}")
+        top.set_ylim(0, 1.1)
+        bottom.plot(steps.index, steps["lr_g"] / (steps["lr_d"] + steps["lr_g"]), label="lr_G / (lr_D + lr_G)")
+        bottom.plot(steps.index, steps["fake_weight"], label="D's fake-term weight")
+        bottom.set_ylim(0, 1.05)
+        bottom.set_xlabel("update")
+    fig.axes[0].legend(fontsize=7)
+    fig.axes[1].legend(fontsize=7)
+    fig.suptitle(f"ADAE {variant}, {protocol}: per-update errors (rolling mean of 10) and balancing")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+def report(out) -> None:
+    """OUT/summary.csv, OUT/README.md and one figure per variant and protocol, from OUT/runs."""
+    runs = load_runs(out)
+    if not runs:
+        raise click.UsageError(f"{out}/runs holds no finished run; run `adae_claim.py run` first")
+    table = summary(runs)
+    table.to_csv(out / "summary.csv", index=False, float_format="%.4f")
+    lines = [
+        "# ADAE: does G learn, and does D amplify anomalies? (study split)",
+        "",
+        "Generated by `benchmarks/adae_claim.py report`; commands in [command.txt](command.txt). Every AUROC is on",
+        "a study split of the official training images (held-out normals and anomalies), never on the test",
+        "images the tables report. `gen_rec`: G's error |X - G(X)| over the last 20 updates (images in [-1, 1]);",
+        "`g_spread`: per-pixel spread of G(x) over validation images (about 0: G gives one image whatever x);",
+        "`amplification`: AUROC of ||x - D(G(x))|| / ||x - G(x)|| (above 0.5: D enlarges anomalies' errors more",
+        "than normals', the paper's claim); `d_of_g_banded`: the paper's score within five bands of brightness;",
+        "floors: scorers that learn nothing on the same split. `kept`: the last evaluation, or the one",
+        "`select: best_val` keeps (lowest normal-validation score).",
+        "",
+    ]
+    cols = ["update", "gen_rec", "g_spread", "fake_weight", *SCORES, "d_of_g_banded", *FLOORS]
+    for (protocol, kept), part in table.groupby(["protocol", "kept"], sort=False):
+        lines += [f"## {protocol}, {kept}", ""]
+        per_class = part[["variant", "class", *cols]].astype({"class": str})
+        means = part.groupby("variant")[cols].mean().reset_index().assign(**{"class": "mean"})
+        both = pd.concat([per_class, means]).sort_values(["variant", "class"], key=lambda c: c.astype(str))
+        lines += [both.round(3).to_markdown(index=False), ""]
+    for variant, protocol in sorted({(r["variant"], r["protocol"]) for r in runs}):
+        name = f"curves_{variant}_{protocol}.png"
+        plot(runs, variant, protocol, out / name)
+        lines.append(f"![{variant} {protocol}]({name})")
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}/README.md")
+
+
+if __name__ == "__main__":
+    main()
