@@ -12,7 +12,10 @@ settings plus the variant's, and logs
   ||x - D(G(x))|| (`d_of_g`), ||x - G(x)|| (`g`), ||x - D(x)|| (`d`) and D's amplification of G's error,
   ||x - D(G(x))|| / ||x - G(x)|| (`amplification`: above 0.5 when D enlarges anomalies' errors more than
   normals'), and the paper's score within bands of image brightness (`d_of_g_banded`, five quantile bands of
-  mean intensity: a score that only measures the amount of ink falls to about 0.5 there) (`evals`).
+  mean intensity: a score that only measures the amount of ink falls to about 0.5 there), and on one training
+  batch how G's two gradients meet: the cosine between the gradients (over G's parameters) of its reconstruction
+  term and of its adversarial term (`grad_cos`; near -1: the adversarial term cancels the reconstruction's pull)
+  and the adversarial gradient's norm over the reconstruction's (`grad_ratio`) (`evals`).
 
 Beside them, the floors of the same split (scorers that learn nothing). `report` writes README.md (each score
 against the floor at the last evaluation and at the evaluation `select: best_val` would keep) and one figure of
@@ -27,6 +30,7 @@ Each run is written to OUT/runs/<variant>_<protocol>_<class>.json when it finish
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -41,11 +45,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
-from ganad.config.params import load_params
+from ganad.config.params import load_params, method_overrides
 from ganad.data.protocols import anomaly_labels
 from ganad.evaluation.convergence import study_split
 from ganad.evaluation.floors import FLOORS, banded_auroc, floor_aurocs
 from ganad.methods import method_class
+from ganad.methods.common.training import per_image_l1
 from ganad.methods.common.training_run import TrainingRun
 from ganad.runtime.device import seed_everything
 
@@ -95,11 +100,30 @@ class ClaimRun(TrainingRun):
             if score == "d_of_g":
                 row["d_of_g_banded"] = banded_auroc(self.anomalous, s, self.brightness)
         m.config = configured
+        row["grad_cos"], row["grad_ratio"] = generator_gradients(m, self.train.x[: m.config.batch_size])
         torch.set_rng_state(rng)
         m._mode(True)
         self.evals.append(row)
         print(f"  updates {self.updates}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "update"))
         self.started = time.process_time()
+
+
+def generator_gradients(method, x: torch.Tensor) -> tuple[float, float]:
+    """(cosine, norm ratio) of G's gradients of |X - G(X)| and of |G(X) - D(G(X))| on batch `x`, both networks in
+    train mode as in a training step; nothing is updated (the gradients are taken apart from the parameters')."""
+    method._mode(True)
+    G, D = method.G, method.D
+    saved = copy.deepcopy((G.state_dict(), D.state_dict()))  # batch-norm running statistics, restored below
+    x = method._input(x)
+    fake = G(x)
+    params = [p for p in G.parameters() if p.requires_grad]
+    rec = torch.autograd.grad(per_image_l1(x, fake).mean(), params, retain_graph=True)
+    adv = torch.autograd.grad(per_image_l1(fake, D(fake)).mean(), params)
+    rec, adv = torch.cat([g.flatten() for g in rec]), torch.cat([g.flatten() for g in adv])
+    G.load_state_dict(saved[0])
+    D.load_state_dict(saved[1])
+    cos = float(torch.nn.functional.cosine_similarity(rec, adv, dim=0))
+    return cos, float(adv.norm() / rec.norm().clamp_min(1e-12))
 
 
 @click.group()
@@ -113,15 +137,20 @@ def main() -> None:
 @click.option("--protocol", "protocols", multiple=True, default=["one_class_normal"])
 @click.option("--classes", default="2,5,1,9")
 @click.option("--variants", default="gaia,began")
+@click.option("--set", "overrides", multiple=True, help="adae.key=value on top of every variant, e.g. adae.width=64")
 @click.option("--cap", default=650, help="updates per run")
 @click.option("--every", default=50, help="evaluate every N updates")
 @click.option("--test-size", default=600, help="study test images (held-out normals and anomalies)")
 @click.option("--threads", default=1)
 @click.option("--seed", default=0)
-def run(data, out, protocols, classes, variants, cap, every, test_size, threads, seed) -> None:
+def run(data, out, protocols, classes, variants, overrides, cap, every, test_size, threads, seed) -> None:
     """Train every (variant, protocol, class) not yet in OUT/runs and record its curves, scores and floors."""
     torch.set_num_threads(threads)
     params = load_params()
+    extra = method_overrides(overrides)
+    if set(extra) - {"adae"}:
+        raise click.BadParameter(f"--set takes adae.key=value only, not {sorted(set(extra) - {'adae'})}")
+    extra = extra.get("adae", {})
     images, labels = load_images(data)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     with (out / "command.txt").open("a") as f:
@@ -132,12 +161,15 @@ def run(data, out, protocols, classes, variants, cap, every, test_size, threads,
         for protocol in protocols:
             for cls in map(int, classes.split(",")):
                 path = out / "runs" / f"{variant}_{protocol}_{cls}.json"
+                settings = {**VARIANTS[variant], **extra}
                 if path.is_file():
+                    if json.loads(path.read_text())["settings"] != settings:
+                        raise click.UsageError(f"{path} was trained with other settings; give another --out")
                     continue
                 split = study_split(labels, protocol, cls, test_size, params.split.val_fraction, seed)
                 train, val, test = (image_set(images, labels, split[p]) for p in ("train", "val", "test"))
                 anomalous = anomaly_labels(protocol, labels[split["test"]], cls).astype(bool)
-                config = study_config(params, "adae", images.shape[1], {"adae": VARIANTS[variant]}, cap, threads)
+                config = study_config(params, "adae", images.shape[1], {"adae": settings}, cap, threads)
                 print(f"{variant} {protocol} class {cls}: {len(train)} train, {len(test)} study test", flush=True)
                 seed_everything(seed * 1000 + cls)
                 method = method_class("adae")(config, images.shape[1], torch.device("cpu"))
@@ -147,7 +179,7 @@ def run(data, out, protocols, classes, variants, cap, every, test_size, threads,
                     "variant": variant,
                     "protocol": protocol,
                     "class": cls,
-                    "settings": VARIANTS[variant],
+                    "settings": settings,
                     "data": data if data == "embedded" else Path(data).name,
                     "floors": floor_aurocs(train.x.numpy(), test.x.numpy(), anomalous),
                     "steps": claim.steps,
@@ -181,6 +213,8 @@ def summary(runs: list[dict]) -> pd.DataFrame:
                     "gen_rec": recent["gen_rec"].mean(),
                     "fake_weight": recent["fake_weight"].mean(),
                     "g_spread": e["g_spread"],
+                    "grad_cos": e["grad_cos"],
+                    "grad_ratio": e["grad_ratio"],
                     **{s: e[s] for s in (*SCORES, "d_of_g_banded")},
                     **{f: r["floors"][f] for f in FLOORS},
                 }
@@ -226,13 +260,15 @@ def report(out) -> None:
         "a study split of the official training images (held-out normals and anomalies), never on the test",
         "images the tables report. `gen_rec`: G's error |X - G(X)| over the last 20 updates (images in [-1, 1]);",
         "`g_spread`: per-pixel spread of G(x) over validation images (about 0: G gives one image whatever x);",
+        "`grad_cos`, `grad_ratio`: the cosine and norm ratio of G's adversarial gradient to its reconstruction",
+        "gradient on a training batch (cosine near -1, ratio near 1: the adversarial term cancels G's learning);",
         "`amplification`: AUROC of ||x - D(G(x))|| / ||x - G(x)|| (above 0.5: D enlarges anomalies' errors more",
         "than normals', the paper's claim); `d_of_g_banded`: the paper's score within five bands of brightness;",
         "floors: scorers that learn nothing on the same split. `kept`: the last evaluation, or the one",
         "`select: best_val` keeps (lowest normal-validation score).",
         "",
     ]
-    cols = ["update", "gen_rec", "g_spread", "fake_weight", *SCORES, "d_of_g_banded", *FLOORS]
+    cols = ["update", "gen_rec", "g_spread", "grad_cos", "grad_ratio", "fake_weight", *SCORES, "d_of_g_banded", *FLOORS]
     for (protocol, kept), part in table.groupby(["protocol", "kept"], sort=False):
         lines += [f"## {protocol}, {kept}", ""]
         per_class = part[["variant", "class", *cols]].astype({"class": str})

@@ -16,14 +16,13 @@ Speed only: whether a method's AUROCs hold in bf16 is the convergence study's qu
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
 import click
 import torch
 
-from ganad.config.params import load_params
+from ganad.config.params import load_params, method_overrides
 from ganad.methods import method_class
 from ganad.runtime.device import seed_everything
 
@@ -50,11 +49,7 @@ def images_per_second(method, x: torch.Tensor, steps: int) -> float:
 def main(methods, overrides, steps, rounds, threads) -> None:
     torch.set_num_threads(threads)
     params = load_params()
-    settings: dict[str, dict] = {}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        name, field = key.split(".", 1)
-        settings.setdefault(name, {})[field] = json.loads(value) if value[:1].isdigit() else value
+    settings = method_overrides(overrides)
     fp32_gemm, bf16_gemm = gemm_gflops(1024), gemm_gflops(1024, dtype=torch.bfloat16)
     print(f"{threads} thread(s); GEMM 1024^3: fp32 {fp32_gemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s")
     print(f"the machine's limit, bf16/fp32 on a pure GEMM: {bf16_gemm / fp32_gemm:.2f}x\n")

@@ -37,7 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
-from ganad.config.params import load_params
+from ganad.config.params import load_params, method_overrides
 from ganad.data.images import ImageSet, resize_uint8, to_nchw, to_unit_range
 from ganad.data.protocols import anomaly_labels
 from ganad.data.sources import load_embedded, load_npz
@@ -228,11 +228,7 @@ def run(
     if pending:
         with (out / "command.txt").open("a") as f:  # every invocation that trained for the study, in order
             f.write(" ".join(["python", *sys.argv]) + "\n")
-    settings = {}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        name, field = key.split(".", 1)
-        settings.setdefault(name, {})[field] = json.loads(value) if value[:1].isdigit() or value[:1] in "[{-" else value
+    settings = method_overrides(overrides)
     record_study(
         out,
         data,

@@ -307,3 +307,16 @@ def test_the_leak_audit_needs_the_protocol_it_audits_and_split_leaky_is_gone(raw
     old["split"]["leaky"] = True
     with pytest.raises(ParamsError, match="split.leaky is no longer a setting.*leave_one_class_out_leaky"):
         parse_params(old)
+
+
+def test_method_overrides_read_values_as_yaml_and_name_a_malformed_item():
+    from ganad.config.params import ParamsError, method_overrides
+
+    got = method_overrides(["adae.width=64", "adae.balance=began", "adae.channels_last=false", "vae.lr=1e-4"])
+    assert got == {"adae": {"width": 64, "balance": "began", "channels_last": False}, "vae": {"lr": 1e-4}}
+    assert method_overrides(["adae.min_steps_by_protocol={leave_one_class_out: 200}"]) == {
+        "adae": {"min_steps_by_protocol": {"leave_one_class_out": 200}}
+    }
+    for bad in ("adae.width", "width=64", ".width=64", "adae.=3"):
+        with pytest.raises(ParamsError, match="method.key=value"):
+            method_overrides([bad])

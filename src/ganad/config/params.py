@@ -13,6 +13,7 @@ here, keeps every other stage from importing each method's package.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -385,6 +386,26 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"'{path}' is not valid YAML: {exc}") from exc
     return parse_params(raw or {})
+
+
+def method_overrides(items: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`method.key=value` strings (a benchmark's `--set`) as {method: {key: value}}; each value is read as YAML,
+    as `dvc exp run -S` reads it (64 is a number, true a bool, [1, 2] a list, began a string)."""
+    settings: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, field = key.partition(".")
+        if not (sep and dot and name and field):
+            raise ParamsError(f"'{item}' is not method.key=value; write it like adae.width=64")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"the value of '{item}' is not valid YAML: {exc}") from exc
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string; a number is meant
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        settings.setdefault(name, {})[field] = parsed
+    return settings
 
 
 def load_method_config(path: str | Path, name: str):
