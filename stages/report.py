@@ -34,8 +34,9 @@ def main() -> None:
     paper_profile = (
         (yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {}) if PAPER_PROFILE.is_file() else {}
     )
-    study = Path(params.report.convergence_study) if params.report.convergence_study else None
-    write_results_page(params, layout.results_page(), paper_profile, study=study)
+    studies = params.report.convergence_study or []
+    studies = [Path(studies)] if isinstance(studies, str) else [Path(s) for s in studies]
+    write_results_page(params, layout.results_page(), paper_profile, studies=studies)
     click.echo(f"wrote {layout.results_page()}")
 
 

@@ -143,3 +143,18 @@ def test_a_plateau_that_does_not_clear_the_study_floor_is_said_so_beside_the_bud
     assert table.loc["mean", "floor_auroc"] == pytest.approx(0.93)
     assert table.loc["mean", "plateau_minus_floor"] == pytest.approx(0.9 - 0.93)
     assert "floor_auroc" not in summarise(pd.read_csv(study / "curves.csv"), tail=1).columns  # no floors recorded
+
+
+def test_the_first_study_that_ran_a_method_at_the_run_settings_speaks_for_its_budget(tmp_path):
+    config = {"width": 16, "lr": 0.001, "min_steps": 50, "epochs": 1, "threads": 0}
+    (tmp_path / "wide").mkdir()
+    (tmp_path / "mine").mkdir()
+    other = study_folder(tmp_path / "wide", study_settings({**config, "width": 32}))
+    mine = study_folder(tmp_path / "mine", study_settings(config))
+    key = ("dcae", "one_class_normal")
+    assert budget_verdicts([other, mine], "embedded:mnist", {"dcae": config}, {key: 200})[key] == (
+        "200 updates, 100 % of the plateau (0.900)"
+    )
+    # where none matches, the first study's reason is given; an empty list is no study
+    assert budget_verdicts([other], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("other settings")
+    assert budget_verdicts([], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("no convergence study")

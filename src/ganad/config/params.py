@@ -148,9 +148,12 @@ class ReportParams(Section):
     figure_class: Int = 0  # class shown in the histogram and the ranked grid
     ranking_method: Literal[METHOD_NAMES] = "adgan"  # else the main model
     ranking_count: Int = Field(8, gt=0)  # images per row of the ranked grid
-    # the convergence study (benchmarks/convergence.py) the results page reads each budget's share of the
-    # plateau from; null for none
-    convergence_study: Text | None = "reports/convergence/embedded_mnist"
+    # the convergence studies (benchmarks/convergence.py) the results page reads each budget's share of the
+    # plateau from: a folder or a list of them, the first that ran the method at the run's settings speaks
+    # for it; null for none
+    convergence_study: Text | list[Text] | None = Field(
+        default_factory=lambda: ["reports/convergence/embedded_mnist_adae_began", "reports/convergence/embedded_mnist"]
+    )
 
 
 class RunParams(Section):

@@ -244,28 +244,33 @@ def read_study(folder) -> tuple[dict, pd.DataFrame, pd.DataFrame | None] | None:
 
 
 def budget_verdicts(
-    study, data: str, configs: dict[str, dict], budgets: dict[tuple[str, str], float], tail: int = 3
+    studies, data: str, configs: dict[str, dict], budgets: dict[tuple[str, str], float], tail: int = 3
 ) -> dict[tuple[str, str], str]:
     """Per (method, protocol) of a run's `budgets` (updates, the mean over its classes), a sentence placing
-    it on the study's curve, or saying why the study cannot tell: another dataset (`data`, as
-    `data_identity` gives it), other settings, a method or protocol it did not run."""
-    found = read_study(study) if study else None
+    it on the curve of the first of `studies` (one folder or a list of them, in order) that ran it on the same
+    data (`data`, as `data_identity` gives it) at the same settings; where none did, why the first study
+    cannot tell: other data, other settings, a method or protocol it did not run."""
+    folders = [studies] if isinstance(studies, (str, Path)) else list(studies or [])
+    found = [study for study in map(read_study, folders) if study is not None]
     out = {}
     for (method, protocol), budget in budgets.items():
-        if found is None:
-            out[method, protocol] = f"{budget:.0f} updates; no convergence study"
-            continue
-        meta, curves, floors = found
-        group = curves[(curves["method"] == method) & (curves["protocol"] == protocol)]
-        if meta.get("data") != data:
-            out[method, protocol] = f"{budget:.0f} updates; the study ran on other data"
-        elif group.empty:
-            out[method, protocol] = f"{budget:.0f} updates; not in the study"
-        elif not same_settings(method, study_settings(configs.get(method, {})), meta.get("settings", {}).get(method)):
-            out[method, protocol] = f"{budget:.0f} updates; the study ran other settings"
+        reasons = []
+        for meta, curves, floors in found:
+            group = curves[(curves["method"] == method) & (curves["protocol"] == protocol)]
+            if meta.get("data") != data:
+                reasons.append("the study ran on other data")
+            elif group.empty:
+                reasons.append("not in the study")
+            elif not same_settings(
+                method, study_settings(configs.get(method, {})), meta.get("settings", {}).get(method)
+            ):
+                reasons.append("the study ran other settings")
+            else:
+                floor = study_floor(floors, method, protocol, group["class"].unique())
+                out[method, protocol] = budget_verdict(group, budget, tail, floor)["text"]
+                break
         else:
-            floor = study_floor(floors, method, protocol, group["class"].unique())
-            out[method, protocol] = budget_verdict(group, budget, tail, floor)["text"]
+            out[method, protocol] = f"{budget:.0f} updates; {reasons[0] if reasons else 'no convergence study'}"
     return out
 
 

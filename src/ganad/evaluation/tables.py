@@ -332,7 +332,7 @@ def _figure_links(directory: Path, root: Path) -> str:
 
 
 def write_results_page(
-    params, out: Path, paper_profile: dict, title: str = "ganad results", study: Path | None = None
+    params, out: Path, paper_profile: dict, title: str = "ganad results", studies: list[Path] | None = None
 ) -> str:
     """reports/results.md: per dataset and protocol the headline with uncertainty, the comparisons, the main
     model's per-class intervals, the figures; the leak audit per dataset; budgets; what differs from the papers."""
@@ -355,13 +355,16 @@ def write_results_page(
         "`floor_intensity` (distance of the mean intensity to the normal training images'); 'vs floor' is a "
         "method's mean AUROC minus the higher floor's, and whether its 95 % interval over test images (the "
         "per-class bootstrap intervals combined) lies above it. 'budget' is each network method's training, in "
-        "updates (the mean over classes), placed on the curve of the convergence study "
+        "updates (the mean over classes), placed on the curve of the first convergence study of "
         + (
-            f"[{study.as_posix()}]({Path(os.path.relpath(study, out.parent)).as_posix()}/README.md)"
-            if study
+            ", ".join(
+                f"[{study.as_posix()}]({Path(os.path.relpath(study, out.parent)).as_posix()}/README.md)"
+                for study in studies
+            )
+            if studies
             else "(none given)"
         )
-        + ", which trained the method at the same settings on a study split of the same training images (the "
+        + " that trained the method at the same settings on a study split of the same training images (the "
         "test images never read): the budget's AUROC gain over chance as a share of the plateau's; below "
         f"{UNDER_TRAINED * 100:.0f} % the row is marked under-trained, with the updates that reach "
         f"{UNDER_TRAINED * 100:.0f} %.\n",
@@ -376,7 +379,7 @@ def write_results_page(
             run, configs = run_budgets(dataset, protocol, params.all_methods())
             source = params.data[dataset]
             data = data_identity(source.source, dataset, getattr(source, "npz_path", None))
-            budgets = {m: text for (m, _), text in budget_verdicts(study, data, configs, run).items()}
+            budgets = {m: text for (m, _), text in budget_verdicts(studies, data, configs, run).items()}
             lines.append(f"## {dataset}, {protocol.replace('_', '-')}\n")
             lines.append(
                 headline_table(dataset, protocol, detail, unavailable, main, budgets).to_markdown(index=False) + "\n"
