@@ -185,9 +185,20 @@ def run(data, out, protocols, classes, variants, overrides, cap, every, test_siz
                     "steps": claim.steps,
                     "evals": claim.evals,
                 }
+                save_reconstructions(method, test, anomalous, path.with_suffix(".npz"))
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(record))
                 tmp.replace(path)
+
+
+def save_reconstructions(method, test, anomalous: np.ndarray, path: Path, count: int = 4) -> None:
+    """x, G(x) and D(G(x)) of the first `count` normal and anomalous study test images, as uint8, for the report's
+    reconstruction figure (written before the run's record, which marks the run done)."""
+    index = np.concatenate([np.flatnonzero(~anomalous)[:count], np.flatnonzero(anomalous)[:count]])
+    x = test.x[index].numpy()
+    g, dg = method.reconstructions(x)
+    to_uint8 = lambda a: np.clip((a + 1) * 127.5, 0, 255).round().astype(np.uint8)  # noqa: E731
+    np.savez(path, x=to_uint8(x), g=to_uint8(g), dg=to_uint8(dg), anomalous=anomalous[index])
 
 
 def load_runs(out: Path) -> list[dict]:
@@ -244,9 +255,65 @@ def plot(runs: list[dict], variant: str, protocol: str, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def plot_reconstructions(out: Path, runs: list[dict], variant: str, protocol: str, path: Path) -> bool:
+    """Per class a row of (x, G(x), D(G(x))) triples, normal images first, from OUT/runs/*.npz; False if none."""
+    mine = sorted((r for r in runs if r["variant"] == variant and r["protocol"] == protocol), key=lambda r: r["class"])
+    saved = [(r["class"], out / "runs" / f"{variant}_{protocol}_{r['class']}.npz") for r in mine]
+    saved = [(cls, np.load(f)) for cls, f in saved if f.is_file()]
+    if not saved:
+        return False
+    count = len(saved[0][1]["x"])
+    fig = Figure(figsize=(1.2 * 3 * count, 1.3 * len(saved)))
+    FigureCanvasAgg(fig)
+    for row, (cls, arrays) in enumerate(saved):
+        for i in range(count):
+            for j, key in enumerate(("x", "g", "dg")):
+                ax = fig.add_subplot(len(saved), 3 * count, row * 3 * count + 3 * i + j + 1)
+                ax.imshow(arrays[key][i].transpose(1, 2, 0).squeeze(), cmap="gray", vmin=0, vmax=255)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    kind = "anomalous" if arrays["anomalous"][i] else "normal"
+                    ax.set_title({"x": f"x ({kind})", "g": "G(x)", "dg": "D(G(x))"}[key], fontsize=7)
+            if i == 0:
+                fig.axes[-3].set_ylabel(f"class {cls}", fontsize=8)
+    fig.suptitle(f"ADAE {variant}, {protocol}: study test images at the end of training", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    return True
+
+
+def comparison(table: pd.DataFrame, protocol: str, study: Path | None, others: list[str], dataset: str):
+    """Per class of one protocol (the evaluation `select: best_val` keeps): each variant's scores, the higher floor,
+    each other method's plateau in a convergence study on the same data and study split, and the paper's value."""
+    from ganad.evaluation.papers import paper_rows
+
+    part = table[(table["protocol"] == protocol) & (table["kept"] == "best_val")]
+    wide = part.pivot_table(index="class", columns="variant", values=[*SCORES, "d_of_g_banded"])
+    order = ["d_of_g", "d_of_g_banded", "g", "d", "amplification"]
+    columns = sorted(wide.columns, key=lambda c: (c[1], order.index(c[0])))
+    wide = wide[columns]
+    wide.columns = [f"{variant} {score}" for score, variant in columns]
+    wide["floor"] = part.groupby("class")[list(FLOORS)].max().max(axis=1)
+    if study is not None and (study / "summary.csv").is_file():
+        summary = pd.read_csv(study / "summary.csv")
+        for method in others:
+            rows = summary[(summary["method"] == method) & (summary["protocol"] == protocol)]
+            plateaus = {int(c): v for c, v in zip(rows["class"], rows["plateau_auroc"]) if str(c).isdigit()}
+            wide[f"{method} (study plateau)"] = [plateaus.get(int(c), np.nan) for c in wide.index]
+    paper = paper_rows(dataset, protocol).get("adae")
+    if paper:
+        wide["paper (test set)"] = [paper[int(c)] for c in wide.index]
+    wide.loc["mean"] = wide.mean()
+    return wide
+
+
 @main.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-def report(out) -> None:
+@click.option("--study", type=click.Path(path_type=Path), help="a convergence study on the same data and split")
+@click.option("--compare", default="dcae", help="methods of --study to set beside ADAE, comma-separated")
+@click.option("--dataset", default="mnist", help="whose paper rows to show")
+def report(out, study, compare, dataset) -> None:
     """OUT/summary.csv, OUT/README.md and one figure per variant and protocol, from OUT/runs."""
     runs = load_runs(out)
     if not runs:
@@ -275,10 +342,22 @@ def report(out) -> None:
         means = part.groupby("variant")[cols].mean().reset_index().assign(**{"class": "mean"})
         both = pd.concat([per_class, means]).sort_values(["variant", "class"], key=lambda c: c.astype(str))
         lines += [both.round(3).to_markdown(index=False), ""]
+    for protocol in sorted({r["protocol"] for r in runs}):
+        lines += [
+            f"## {protocol}: every score against the floor, the compared methods and the paper (best_val)",
+            "",
+            "Study AUROCs per class (the paper's are on its test set, beside them for scale only).",
+            "",
+            comparison(table, protocol, study, [m for m in compare.split(",") if m], dataset).round(3).to_markdown(),
+            "",
+        ]
     for variant, protocol in sorted({(r["variant"], r["protocol"]) for r in runs}):
         name = f"curves_{variant}_{protocol}.png"
         plot(runs, variant, protocol, out / name)
         lines.append(f"![{variant} {protocol}]({name})")
+        recon = f"reconstructions_{variant}_{protocol}.png"
+        if plot_reconstructions(out, runs, variant, protocol, out / recon):
+            lines.append(f"![{variant} {protocol} reconstructions]({recon})")
     (out / "README.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}/README.md")
 
