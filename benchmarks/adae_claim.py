@@ -80,7 +80,8 @@ class ClaimRun(TrainingRun):
     def check_finite(self, losses: dict[str, float], epoch: int, step: int) -> None:
         super().check_finite(losses, epoch, step)
         self.updates += 1
-        self.steps.append({"update": self.updates, **{k: losses.get(k, 1.0) for k in STEP_KEYS}})
+        terms = {k: float(f"{losses.get(k, 1.0):.5g}") for k in STEP_KEYS}  # 5 digits: the record stays small
+        self.steps.append({"update": self.updates, **terms})
         if self.updates % self.every == 0:
             self.evaluate(epoch)
 
