@@ -161,7 +161,8 @@ def run(data, out, protocols, classes, variants, overrides, cap, every, test_siz
             raise click.BadParameter(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
         for protocol in protocols:
             for cls in map(int, classes.split(",")):
-                path = out / "runs" / f"{variant}_{protocol}_{cls}.json"
+                # seed 0 keeps the name the first studies were written under
+                path = out / "runs" / (f"{variant}_{protocol}_{cls}" + (f"_seed{seed}" if seed else "") + ".json")
                 settings = {**VARIANTS[variant], **extra}
                 if path.is_file():
                     if json.loads(path.read_text())["settings"] != settings:
@@ -180,6 +181,7 @@ def run(data, out, protocols, classes, variants, overrides, cap, every, test_siz
                     "variant": variant,
                     "protocol": protocol,
                     "class": cls,
+                    "seed": seed,
                     "settings": settings,
                     "data": data if data == "embedded" else Path(data).name,
                     "floors": floor_aurocs(train.x.numpy(), test.x.numpy(), anomalous),
@@ -220,6 +222,7 @@ def summary(runs: list[dict]) -> pd.DataFrame:
                     "variant": r["variant"],
                     "protocol": r["protocol"],
                     "class": r["class"],
+                    "seed": r.get("seed", 0),
                     "kept": kept,
                     "update": int(e["update"]),
                     "gen_rec": recent["gen_rec"].mean(),
@@ -235,7 +238,8 @@ def summary(runs: list[dict]) -> pd.DataFrame:
 
 
 def plot(runs: list[dict], variant: str, protocol: str, path: Path) -> None:
-    mine = [r for r in runs if r["variant"] == variant and r["protocol"] == protocol]
+    """Seed 0's per-update curves, one column per class."""
+    mine = [r for r in runs if r["variant"] == variant and r["protocol"] == protocol and not r.get("seed", 0)]
     fig = Figure(figsize=(4 * len(mine), 6.5))
     FigureCanvasAgg(fig)
     for i, r in enumerate(sorted(mine, key=lambda r: r["class"])):
@@ -258,7 +262,10 @@ def plot(runs: list[dict], variant: str, protocol: str, path: Path) -> None:
 
 def plot_reconstructions(out: Path, runs: list[dict], variant: str, protocol: str, path: Path) -> bool:
     """Per class a row of (x, G(x), D(G(x))) triples, normal images first, from OUT/runs/*.npz; False if none."""
-    mine = sorted((r for r in runs if r["variant"] == variant and r["protocol"] == protocol), key=lambda r: r["class"])
+    mine = sorted(
+        (r for r in runs if r["variant"] == variant and r["protocol"] == protocol and not r.get("seed", 0)),
+        key=lambda r: r["class"],
+    )
     saved = [(r["class"], out / "runs" / f"{variant}_{protocol}_{r['class']}.npz") for r in mine]
     saved = [(cls, np.load(f)) for cls, f in saved if f.is_file()]
     if not saved:
@@ -285,7 +292,8 @@ def plot_reconstructions(out: Path, runs: list[dict], variant: str, protocol: st
 
 
 def comparison(table: pd.DataFrame, protocol: str, study: Path | None, others: list[str], dataset: str):
-    """Per class of one protocol (the evaluation `select: best_val` keeps): each variant's scores, the higher floor,
+    """Per class of one protocol (the evaluation `select: best_val` keeps; the mean over seeds): each variant's
+    scores, the higher floor,
     each other method's plateau in a convergence study on the same data and study split, and the paper's value."""
     from ganad.evaluation.papers import paper_rows
 
@@ -295,7 +303,7 @@ def comparison(table: pd.DataFrame, protocol: str, study: Path | None, others: l
     columns = sorted(wide.columns, key=lambda c: (c[1], order.index(c[0])))
     wide = wide[columns]
     wide.columns = [f"{variant} {score}" for score, variant in columns]
-    wide["floor"] = part.groupby("class")[list(FLOORS)].max().max(axis=1)
+    wide["floor"] = part.assign(floor=part[list(FLOORS)].max(axis=1)).groupby("class")["floor"].mean()
     if study is not None and (study / "summary.csv").is_file():
         summary = pd.read_csv(study / "summary.csv")
         for method in others:
@@ -339,9 +347,9 @@ def report(out, study, compare, dataset) -> None:
     cols = ["update", "gen_rec", "g_spread", "grad_cos", "grad_ratio", "fake_weight", *SCORES, "d_of_g_banded", *FLOORS]
     for (protocol, kept), part in table.groupby(["protocol", "kept"], sort=False):
         lines += [f"## {protocol}, {kept}", ""]
-        per_class = part[["variant", "class", *cols]].astype({"class": str})
+        per_class = part[["variant", "class", "seed", *cols]].astype({"class": str})
         means = part.groupby("variant")[cols].mean().reset_index().assign(**{"class": "mean"})
-        both = pd.concat([per_class, means]).sort_values(["variant", "class"], key=lambda c: c.astype(str))
+        both = pd.concat([per_class, means]).sort_values(["variant", "class", "seed"], key=lambda c: c.astype(str))
         lines += [both.round(3).to_markdown(index=False), ""]
     for protocol in sorted({r["protocol"] for r in runs}):
         lines += [
