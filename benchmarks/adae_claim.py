@@ -355,7 +355,8 @@ def report(out, study, compare, dataset) -> None:
         lines += [
             f"## {protocol}: every score against the floor, the compared methods and the paper (best_val)",
             "",
-            "Study AUROCs per class (the paper's are on its test set, beside them for scale only).",
+            "Study AUROCs per class, ADAE's and the floor's averaged over the seeds that ran (the compared methods'",
+            "plateaus are on the study split of seed 0; the paper's values are on its test set, for scale only).",
             "",
             comparison(table, protocol, study, [m for m in compare.split(",") if m], dataset).round(3).to_markdown(),
             "",

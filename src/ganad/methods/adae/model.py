@@ -6,7 +6,7 @@ shape (`nets.AutoEncoder`, DCGAN init). With |a - b| the per-image mean absolute
 error averaged over the batch:
 
     L_D = |X - D(X)| - |G(X) - D(G(X))|      (G(X) detached: only D learns)
-    L_G = |X - G(X)| + |G(X) - D(G(X))|      (only G learns)
+    L_G = |X - G(X)| + |G(X) - D(G(X))|      (only G learns; `gen_weight` multiplies the first term, 1 in the paper)
 
 Balancing (`balance`), after GAIA (Sainburg et al.), which the paper cites, and
 BEGAN, whose autoencoder discriminator ADAE builds on. With r = |X - D(X)| -
@@ -31,6 +31,11 @@ L_G is the paper's in every variant.
 
 Warm-up (`warmup`): the first N updates train with `balance: none` whatever `balance` says; the
 count runs over epochs (and is saved in checkpoints).
+
+Why the default run balances with `began`: under `lr` and `gaia`, once D's fake term weighs enough, G's
+adversarial gradient cancels its reconstruction gradient and G settles on one image for every input
+(measured by benchmarks/adae_claim.py; docs/methods/adae.md#why-the-generator-did-not-learn). BEGAN's k starts
+at 0 and grows only while D's error on G(X) is below half its error on X, so G keeps learning.
 
 Score (`score`), BatchNorm in eval mode: `d_of_g`, the paper's A(x) = ||x - D(G(x))||_2 per image;
 `g`, ||x - G(x)||_2; `d`, ||x - D(x)||_2; `amplification`, ||x - D(G(x))||_2 / ||x - G(x)||_2, how much
