@@ -40,7 +40,7 @@ import click
 import numpy as np
 import pandas as pd
 import torch
-from convergence import image_set, load_images, study_config
+from convergence import image_set, load_images, paused_training, study_config
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
@@ -88,22 +88,20 @@ class ClaimRun(TrainingRun):
     def evaluate(self, epoch: int) -> None:
         m = self.method
         self.cpu += time.process_time() - self.started
-        rng = torch.get_rng_state()
         row = {"update": self.updates, "cpu_s": round(self.cpu, 2)}
-        row["val_score"] = float(m.epoch_metrics(epoch, False, self.train, self.val).get("val_score", np.nan))
-        g_val, _ = m.reconstructions(self.val.x[:256])
-        row["g_spread"] = float(g_val.std(axis=0).mean())
-        configured = m.config
-        for score in SCORES:
-            m.config = configured.model_copy(update={"score": score})
-            s = np.asarray(m.score(self.test), dtype=float)
-            row[score] = float(roc_auc_score(self.anomalous, s)) if np.all(np.isfinite(s)) else np.nan
-            if score == "d_of_g":
-                row["d_of_g_banded"] = banded_auroc(self.anomalous, s, self.brightness)
-        m.config = configured
-        row["grad_cos"], row["grad_ratio"] = generator_gradients(m, self.train.x[: m.config.batch_size])
-        torch.set_rng_state(rng)
-        m._mode(True)
+        with paused_training(m):
+            row["val_score"] = float(m.epoch_metrics(epoch, False, self.train, self.val).get("val_score", np.nan))
+            g_val, _ = m.reconstructions(self.val.x[:256])
+            row["g_spread"] = float(g_val.std(axis=0).mean())
+            configured = m.config
+            for score in SCORES:
+                m.config = configured.model_copy(update={"score": score})
+                s = np.asarray(m.score(self.test), dtype=float)
+                row[score] = float(roc_auc_score(self.anomalous, s)) if np.all(np.isfinite(s)) else np.nan
+                if score == "d_of_g":
+                    row["d_of_g_banded"] = banded_auroc(self.anomalous, s, self.brightness)
+            m.config = configured
+            row["grad_cos"], row["grad_ratio"] = generator_gradients(m, self.train.x[: m.config.batch_size])
         self.evals.append(row)
         print(f"  updates {self.updates}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "update"))
         self.started = time.process_time()

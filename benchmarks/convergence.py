@@ -61,6 +61,19 @@ SEARCH_METHODS = ("adgan", "anogan")  # scored by a per-image search: a smaller 
 CURVE_COLUMNS = ["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"]
 
 
+@contextlib.contextmanager
+def paused_training(method):
+    """An evaluation inside training leaves it as it found it: the torch RNG state, and the networks in train
+    mode (scoring switches them to eval mode; the epoch goes on training)."""
+    rng = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(rng)
+        if hasattr(method, "_mode"):
+            method._mode(True)
+
+
 class StopStudy(Exception):
     """The validation criterion stopped improving, or the cap was reached."""
 
@@ -90,12 +103,9 @@ class StudyRun(TrainingRun):
     def evaluate(self, epoch: int) -> None:
         self.cpu += time.process_time() - self.started  # training time only: evaluation is not counted
         self.next_eval = self.updates + self.every
-        rng = torch.get_rng_state()
-        val = float(self.method.epoch_metrics(epoch, False, self.train, self.val).get("val_score", float("nan")))
-        auroc = self.study_auroc(self.method)
-        torch.set_rng_state(rng)
-        if hasattr(self.method, "_mode"):
-            self.method._mode(True)  # scoring switched the networks to eval mode; the epoch goes on training
+        with paused_training(self.method):
+            val = float(self.method.epoch_metrics(epoch, False, self.train, self.val).get("val_score", float("nan")))
+            auroc = self.study_auroc(self.method)
         row = [*self.key, epoch, self.updates, round(self.cpu, 2), val, auroc]
         pd.DataFrame([row], columns=CURVE_COLUMNS).to_csv(self.out, mode="a", header=False, index=False)
         print(f"  {self.key} updates {self.updates}: val_score {val:.4g}, study AUROC {auroc:.3f}", flush=True)
