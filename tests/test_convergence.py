@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ganad.data.protocols import save_splits
 from ganad.evaluation.convergence import (
     FLOOR_COLUMNS,
     FLOORS_FILE,
@@ -13,11 +14,13 @@ from ganad.evaluation.convergence import (
     budget_verdicts,
     fraction_of_plateau,
     mean_curve,
+    paper_budgets,
     plateau_summary,
     study_settings,
     study_split,
     summarise,
 )
+from ganad.runtime import layout
 
 
 @pytest.mark.parametrize("protocol, share", [("leave_one_class_out", 0.1), ("one_class_normal", 0.9)])
@@ -158,3 +161,25 @@ def test_the_first_study_that_ran_a_method_at_the_run_settings_speaks_for_its_bu
     # where none matches, the first study's reason is given; an empty list is no study
     assert budget_verdicts([other], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("other settings")
     assert budget_verdicts([], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("no convergence study")
+
+
+def test_the_paper_budget_is_its_epochs_on_the_runs_splits_not_the_runs_min_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    idx = np.arange
+    save_splits(
+        layout.splits("mnist", "one_class_normal"),
+        {
+            0: {"train": idx(640), "val": idx(10), "test": idx(20)},
+            1: {"train": idx(1280), "val": idx(10), "test": idx(20)},
+        },
+    )
+    for method, config in {"dcae": {"epochs": 1, "min_steps": 500, "batch_size": 64}, "kde": {}}.items():
+        path = layout.method_config("mnist", method)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config))
+    paper = {"dcae": {"epochs": 3, "batch_size": 32}}
+    # 3 epochs of 640/32 = 20 and 1280/32 = 40 steps: 60 and 120, mean 90; the run's min_steps 500 is not the paper's
+    assert paper_budgets("mnist", "one_class_normal", ["dcae", "kde"], paper) == {"dcae": 90.0}
+    # a key the profile leaves out is the method's default (batch 64), and a method it does not name trains its
+    # default epochs
+    assert paper_budgets("mnist", "one_class_normal", ["dcae"], {"dcae": {"epochs": 3}}) == {"dcae": 45.0}

@@ -301,3 +301,28 @@ def run_budgets(dataset: str, protocol: str, methods: list[str]) -> tuple[dict[t
             config = config.for_protocol(protocol)
             budgets[method, protocol] = float(np.mean([method_class(method).steps(config, n) for n in sizes]))
     return budgets, configs
+
+
+# the paper profile's budget keys (conf/profile/paper.yaml): its epochs at its batch size; a key it leaves out
+# is the method's default, not this run's (a run's min_steps is a budget of its own, not the paper's)
+PAPER_BUDGET_KEYS = ("epochs", "batch_size", "min_steps", "min_steps_by_protocol")
+
+
+def paper_budgets(dataset: str, protocol: str, methods: list[str], paper_profile: dict) -> dict[str, float]:
+    """Per network method, the updates the paper profile's budget takes on this run's training splits (the
+    mean over classes), so that a run's budget reads against the paper's in one unit."""
+    splits = layout.splits(dataset, protocol)
+    sizes = [len(load_split(splits, cls)["train"]) for cls in split_classes(splits)]
+    out = {}
+    for method in methods:
+        path, kind = layout.method_config(dataset, method), method_class(method)
+        if not path.is_file() or not issubclass(kind, NeuralMethod):
+            continue
+        config = load_method_config(path, method)
+        defaults = {
+            key: kind.Config.model_fields[key].get_default(call_default_factory=True) for key in PAPER_BUDGET_KEYS
+        }
+        theirs = paper_profile.get(method) or {}
+        paper = config.model_copy(update={key: theirs.get(key, defaults[key]) for key in PAPER_BUDGET_KEYS})
+        out[method] = float(np.mean([kind.steps(paper.for_protocol(protocol), n) for n in sizes]))
+    return out

@@ -16,8 +16,14 @@ import numpy as np
 import pandas as pd
 
 from ganad.evaluation import papers as paper
-from ganad.evaluation.convergence import UNDER_TRAINED, budget_verdicts, data_identity, run_budgets
-from ganad.evaluation.floors import FLOORS, floor_verdicts
+from ganad.evaluation.convergence import (
+    UNDER_TRAINED,
+    budget_verdicts,
+    data_identity,
+    paper_budgets,
+    run_budgets,
+)
+from ganad.evaluation.floors import FLOORS, floor_verdicts, mean_interval
 from ganad.evaluation.metrics import paired_comparisons, seed_summary
 
 NOT_RUN = "not yet run"
@@ -168,13 +174,17 @@ def headline_table(
     unavailable: dict[str, str],
     main: str,
     budgets: dict[str, str] | None = None,
+    paper_updates: dict[str, float] | None = None,
+    run_updates: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per method: mean AUROC ± std over seeds (n), the paper's mean, the median 95 % interval width
-    over test images, its distance to the higher floor (`ganad.evaluation.floors`) and whether its interval
-    clears it, its training budget against the convergence study's plateau (`budgets`, from
-    `ganad.evaluation.convergence.budget_verdicts`; network methods only), and the main model against it
+    over test images and the class mean's 95 % interval over them, its distance to the higher floor
+    (`ganad.evaluation.floors`) and whether its interval clears it, its training budget against the convergence
+    study's plateau (`budgets`, from `ganad.evaluation.convergence.budget_verdicts`; network methods only) and
+    against the paper profile's updates (`run_updates` / `paper_updates`), and the main model against it
     (difference over classes, Wilcoxon p adjusted). The floors come last."""
     summary = seed_summary(detail)
+    intervals = mean_interval(detail).set_index("method")
     means = summary[summary["class"] == "mean"].set_index("method")
     width = (detail["auroc_high"] - detail["auroc_low"]).groupby(detail["method"]).median()
     compared = paired_comparisons(detail, main).set_index("method") if main in means.index else pd.DataFrame()
@@ -193,6 +203,7 @@ def headline_table(
             "seeds": int(means.loc[method, "n"]),
             "paper": f"{np.mean(paper_rows[method]):.3f}" if method in paper_rows else "",
             "95 % CI width (median)": f"{width[method]:.3f}",
+            "class mean's 95 % interval": f"[{intervals.loc[method, 'low']:.3f}, {intervals.loc[method, 'high']:.3f}]",
         }
         if method in floors:
             difference, verdict = floors[method]
@@ -201,6 +212,11 @@ def headline_table(
             row["vs floor"] = "a floor: learns nothing"
         if budgets is not None:
             row["budget (updates, share of the study's plateau)"] = budgets.get(method, "")
+        if paper_updates is not None and method in paper_updates:
+            ours = (run_updates or {}).get(method)
+            row["paper's updates (ours as a share)"] = f"{paper_updates[method]:,.0f}" + (
+                f" ({ours / paper_updates[method]:.0%})" if ours and paper_updates[method] else ""
+            )
         if method in compared.index:
             c = compared.loc[method]
             row[f"{main} - method"] = f"{c['difference']:+.3f} ({c['main_higher']}/{c['classes']} classes)"
@@ -380,10 +396,11 @@ def write_results_page(
             source = params.data[dataset]
             data = data_identity(source.source, dataset, getattr(source, "npz_path", None))
             budgets = {m: text for (m, _), text in budget_verdicts(studies, data, configs, run).items()}
+            theirs = paper_budgets(dataset, protocol, params.all_methods(), paper_profile) if paper_profile else None
+            ours = {m: updates for (m, _), updates in run.items()}
+            table = headline_table(dataset, protocol, detail, unavailable, main, budgets, theirs, ours)
             lines.append(f"## {dataset}, {protocol.replace('_', '-')}\n")
-            lines.append(
-                headline_table(dataset, protocol, detail, unavailable, main, budgets).to_markdown(index=False) + "\n"
-            )
+            lines.append(table.to_markdown(index=False) + "\n")
             lines += [f"- {method} was not run: {reason}\n" for method, reason in unavailable.items()]
             lines.append(
                 f"Per class: [tables/{dataset}_{protocol}.md](tables/{dataset}_{protocol}.md); every "
