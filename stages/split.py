@@ -33,6 +33,7 @@ def main(dataset: str, protocol: str) -> None:
         train_fraction=s.train_fraction,
         val_fraction=s.val_fraction,
         test_size=s.test_size,
+        test_max=s.test_max,
     )
     check_splits(splits, protocol, labels, dataset, raw.classes)
     save_splits(layout.splits(dataset, protocol), splits)

@@ -320,3 +320,21 @@ def test_method_overrides_read_values_as_yaml_and_name_a_malformed_item():
     for bad in ("adae.width", "width=64", ".width=64", "adae.=3"):
         with pytest.raises(ParamsError, match="method.key=value"):
             method_overrides([bad])
+
+
+def test_budget_scale_scales_every_network_methods_epochs_and_min_steps_rounded_up(raw):
+    raw = copy.deepcopy(raw)
+    raw["methods"]["dcae"].update(epochs=25, min_steps=150, min_steps_by_protocol={"leave_one_class_out": 1001})
+    full, kde = parse_params(raw).method_config("dcae", 1), parse_params(raw).method_config("kde", 1)
+    raw["run"]["budget_scale"] = 0.01
+    scaled = parse_params(raw)
+    dcae = scaled.method_config("dcae", 1)
+    assert (dcae.epochs, dcae.min_steps, dcae.min_steps_by_protocol) == (1, 2, {"leave_one_class_out": 11})
+    # everything else is the same settings, and a method without a training loop is untouched
+    assert dcae.model_dump(exclude={"epochs", "min_steps", "min_steps_by_protocol"}) == full.model_dump(
+        exclude={"epochs", "min_steps", "min_steps_by_protocol"}
+    )
+    assert scaled.method_config("kde", 1) == kde
+    raw["run"]["budget_scale"] = 0
+    with pytest.raises(ParamsError, match="budget_scale"):
+        parse_params(raw)

@@ -137,3 +137,18 @@ def test_a_class_without_training_images_or_anomalies_stops_the_split():
     only_normal = {0: {"train": np.array([3, 4]), "val": np.array([], dtype=np.int64), "test": np.array([5])}}
     with pytest.raises(DataError, match=r"class 0 \(a\): its test split has no anomalous images"):
         check_splits(only_normal, "leave_one_class_out", labels, "tiny", names)
+
+
+@pytest.mark.parametrize("protocol", ["leave_one_class_out", "one_class_normal", "leave_one_class_out_leaky"])
+def test_test_max_keeps_training_and_validation_and_the_anomalous_share(mnist_labels, protocol):
+    labels, n_train = mnist_labels
+    full = make_splits(protocol, labels, n_train, [3], seed=0)[3]
+    cut = make_splits(protocol, labels, n_train, [3], seed=0, test_max=500)[3]
+    again = make_splits(protocol, labels, n_train, [3], seed=0, test_max=500)[3]
+    assert np.array_equal(cut["train"], full["train"]) and np.array_equal(cut["val"], full["val"])
+    assert len(cut["test"]) == 500 and np.isin(cut["test"], full["test"]).all()
+    assert np.array_equal(cut["test"], again["test"])  # seeded: every method scores the same images
+    share = anomaly_labels(protocol, labels[full["test"]], 3).mean()
+    assert anomaly_labels(protocol, labels[cut["test"]], 3).mean() == pytest.approx(share, abs=1 / 500)
+    # a test split already within the limit is kept whole
+    assert np.array_equal(make_splits(protocol, labels, n_train, [3], seed=0, test_max=10**6)[3]["test"], full["test"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -130,6 +131,9 @@ class SplitParams(Section):
     train_fraction: Float = Field(0.8, gt=0, lt=1)
     val_fraction: Float = Field(0.1, ge=0, lt=1)
     test_size: Int = Field(5000, gt=0)
+    # every test split cut to at most this many images, stratified by anomaly label and seeded (the same
+    # images for every method): for the scores that search per image at the paper's settings; null keeps all
+    test_max: Annotated[Int, Field(gt=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +172,9 @@ class RunParams(Section):
     seeds: Annotated[list[SeedInt], Field(min_length=1), AfterValidator(once)] = [0]
     # scored by another protocol's models
     audit_protocols: Annotated[list[Literal[tuple(AUDIT_PROTOCOLS)]], AfterValidator(once)] = []
+    # every network method's epochs and min_steps times this (epochs rounded up, at least one): a profile run end
+    # to end at a stated share of its budgets before it is paid for in full (docs/results.md, the paper profile)
+    budget_scale: Annotated[Float, Field(gt=0)] = 1.0
 
     @model_validator(mode="before")
     @classmethod
@@ -188,6 +195,18 @@ class ModelParams(Section):
     method: Literal[METHOD_NAMES] = "adae"
     latent_dim: Literal["auto"] | PositiveInt = Field(
         "auto", description="'auto' (32 for grey images, 128 for colour ones) or an integer > 0"
+    )
+
+
+def scale_budget(config, scale: float):
+    """A network method's settings with its training budget times `scale`: epochs rounded up (one at least),
+    min_steps and each protocol's min_steps rounded up."""
+    return config.model_copy(
+        update={
+            "epochs": max(1, math.ceil(config.epochs * scale)),
+            "min_steps": math.ceil(config.min_steps * scale),
+            "min_steps_by_protocol": {p: math.ceil(n * scale) for p, n in config.min_steps_by_protocol.items()},
+        }
     )
 
 
@@ -312,6 +331,8 @@ class Params(Section):
         if section.get("latent_dim") == "auto":
             section["latent_dim"] = auto_latent or PAPER_LATENT_DIM[channels]
         config = parse(config_cls, section, f"methods.{name}")
+        if self.run.budget_scale != 1 and "epochs" in config_cls.model_fields:
+            config = scale_budget(config, self.run.budget_scale)
         for key, limit in SIZE_LIMITS.items():
             value = getattr(config, key, None)
             if isinstance(value, int) and value > limit:

@@ -93,6 +93,21 @@ def one_class_normal(
     return {"train": train, "val": val, "test": test}
 
 
+def stratified_subsample(test: np.ndarray, anomalous: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most `size` of the `test` indices, normal and anomalous ones in their shares (each rounded, at least
+    one of each where both exist), drawn without replacement; the indices sorted."""
+    if len(test) <= size:
+        return test
+    n_anomalous = int(round(size * anomalous.mean()))
+    if 0 < anomalous.sum() < len(anomalous):
+        n_anomalous = min(max(n_anomalous, 1), size - 1)
+    keep = [
+        rng.choice(test[anomalous == 1], size=n_anomalous, replace=False),
+        rng.choice(test[anomalous == 0], size=size - n_anomalous, replace=False),
+    ]
+    return np.sort(np.concatenate(keep))
+
+
 def make_splits(
     protocol: str,
     labels: np.ndarray,
@@ -103,9 +118,13 @@ def make_splits(
     train_fraction: float = 0.8,
     val_fraction: float = 0.1,
     test_size: int = 5000,
+    test_max: int | None = None,
     leaky: bool = False,
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Splits for every class, each from its own stream of `seed` so that one class never shifts another."""
+    """Splits for every class, each from its own stream of `seed` so that one class never shifts another.
+    `test_max`: each test split cut to at most that many images, stratified by anomaly label (for scores that
+    search per image, e.g. ADGAN's at the paper's settings); training and validation images are drawn first, so
+    they are the same with or without it."""
     splits = {}
     for cls in classes:
         rng = np.random.default_rng([seed, PROTOCOLS.index(trained_under(protocol)), cls])
@@ -117,6 +136,9 @@ def make_splits(
             splits[cls] = one_class_normal(labels, n_train, cls, rng, test_size, val_fraction)
         else:
             raise ValueError(f"unknown protocol '{protocol}'; known: {list(PROTOCOLS) + [LEAKY_PROTOCOL]}")
+        if test_max is not None:
+            test = splits[cls]["test"]
+            splits[cls]["test"] = stratified_subsample(test, anomaly_labels(protocol, labels[test], cls), test_max, rng)
     return splits
 
 
