@@ -322,19 +322,19 @@ def test_method_overrides_read_values_as_yaml_and_name_a_malformed_item():
             method_overrides([bad])
 
 
-def test_budget_scale_scales_every_network_methods_epochs_and_min_steps_rounded_up(raw):
+def test_budget_scale_multiplies_every_network_methods_own_share_and_nothing_else(raw):
     raw = copy.deepcopy(raw)
-    raw["methods"]["dcae"].update(epochs=25, min_steps=150, min_steps_by_protocol={"leave_one_class_out": 1001})
-    full, kde = parse_params(raw).method_config("dcae", 1), parse_params(raw).method_config("kde", 1)
+    raw["methods"]["vae"]["budget_scale"] = 0.5
+    full = parse_params(raw)
     raw["run"]["budget_scale"] = 0.01
     scaled = parse_params(raw)
-    dcae = scaled.method_config("dcae", 1)
-    assert (dcae.epochs, dcae.min_steps, dcae.min_steps_by_protocol) == (1, 2, {"leave_one_class_out": 11})
+    assert scaled.method_config("dcae", 1).budget_scale == 0.01
+    assert scaled.method_config("vae", 1).budget_scale == pytest.approx(0.005)
     # everything else is the same settings, and a method without a training loop is untouched
-    assert dcae.model_dump(exclude={"epochs", "min_steps", "min_steps_by_protocol"}) == full.model_dump(
-        exclude={"epochs", "min_steps", "min_steps_by_protocol"}
-    )
-    assert scaled.method_config("kde", 1) == kde
+    assert scaled.method_config("dcae", 1).model_dump(exclude={"budget_scale"}) == full.method_config(
+        "dcae", 1
+    ).model_dump(exclude={"budget_scale"})
+    assert scaled.method_config("kde", 1) == full.method_config("kde", 1)
     raw["run"]["budget_scale"] = 0
     with pytest.raises(ParamsError, match="budget_scale"):
         parse_params(raw)

@@ -296,6 +296,20 @@ def test_the_budget_in_updates_is_the_steps_training_takes(name, sections, easy)
 
 
 @pytest.mark.parametrize("name", NEURAL)
+def test_a_scaled_budget_trains_that_share_of_the_updates_ending_part_way_through_an_epoch(name, sections, easy):
+    train, val, _ = easy
+    section = {**sections(name), "epochs": 1, "min_steps": 20}
+    full = build(name, section)
+    method = build(name, {**section, "budget_scale": 0.3})
+    whole = full.steps(full.config, len(train))
+    run = CountsUpdates(None, "count")
+    method.fit(train, val, run)
+    assert run.updates == method.steps(method.config, len(train)) == math.ceil(0.3 * whole)
+    # every epoch begun is logged, the last one cut short
+    assert len(run.history) == -(-run.updates // method.steps_per_epoch(method.config, len(train)))
+
+
+@pytest.mark.parametrize("name", NEURAL)
 def test_bf16_precision_trains_under_autocast_keeps_fp32_weights_and_still_separates_the_easy_set(name, sections, easy):
     assert build(name, sections(name)).config.precision == "fp32"  # the default
     method = build(name, {**sections(name), "precision": "bf16"})

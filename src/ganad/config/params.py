@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -172,8 +171,8 @@ class RunParams(Section):
     seeds: Annotated[list[SeedInt], Field(min_length=1), AfterValidator(once)] = [0]
     # scored by another protocol's models
     audit_protocols: Annotated[list[Literal[tuple(AUDIT_PROTOCOLS)]], AfterValidator(once)] = []
-    # every network method's epochs and min_steps times this (epochs rounded up, at least one): a profile run end
-    # to end at a stated share of its budgets before it is paid for in full (docs/results.md, the paper profile)
+    # every network method's training budget times this (methods.<name>.budget_scale: updates rounded up, the last
+    # epoch cut short): a profile run end to end at a stated share of its budgets before it is paid for in full
     budget_scale: Annotated[Float, Field(gt=0)] = 1.0
 
     @model_validator(mode="before")
@@ -195,18 +194,6 @@ class ModelParams(Section):
     method: Literal[METHOD_NAMES] = "adae"
     latent_dim: Literal["auto"] | PositiveInt = Field(
         "auto", description="'auto' (32 for grey images, 128 for colour ones) or an integer > 0"
-    )
-
-
-def scale_budget(config, scale: float):
-    """A network method's settings with its training budget times `scale`: epochs rounded up (one at least),
-    min_steps and each protocol's min_steps rounded up."""
-    return config.model_copy(
-        update={
-            "epochs": max(1, math.ceil(config.epochs * scale)),
-            "min_steps": math.ceil(config.min_steps * scale),
-            "min_steps_by_protocol": {p: math.ceil(n * scale) for p, n in config.min_steps_by_protocol.items()},
-        }
     )
 
 
@@ -330,9 +317,10 @@ class Params(Section):
             section["latent_dim"] = self.latent_dim
         if section.get("latent_dim") == "auto":
             section["latent_dim"] = auto_latent or PAPER_LATENT_DIM[channels]
+        if "budget_scale" in config_cls.model_fields and self.run.budget_scale != 1:
+            own = section.get("budget_scale", 1.0)  # a value that is no number is refused by parse, below
+            section["budget_scale"] = own * self.run.budget_scale if isinstance(own, (int, float)) else own
         config = parse(config_cls, section, f"methods.{name}")
-        if self.run.budget_scale != 1 and "epochs" in config_cls.model_fields:
-            config = scale_budget(config, self.run.budget_scale)
         for key, limit in SIZE_LIMITS.items():
             value = getattr(config, key, None)
             if isinstance(value, int) and value > limit:

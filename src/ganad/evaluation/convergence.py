@@ -175,6 +175,7 @@ RUN_ONLY_KEYS = frozenset(
         "epochs",
         "min_steps",
         "min_steps_by_protocol",
+        "budget_scale",
         "select",
         "threads",
         "score_batch_size",

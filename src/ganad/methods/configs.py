@@ -28,6 +28,9 @@ class NetConfig(Section):
     min_steps_by_protocol: dict[Literal[PROTOCOLS], Annotated[int, Field(ge=0, strict=True)]] = Field(
         default_factory=dict
     )
+    # the share of that budget (epochs, raised to min_steps) that trains, in updates rounded up, the last epoch cut
+    # short: run.budget_scale multiplies it, to run a profile end to end before paying for it in full
+    budget_scale: PositiveFloat = 1.0
     batch_size: Int = Field(64, gt=0)
     drop_last: Bool = False  # drop the last incomplete batch of every epoch
     select: Literal[SELECT] = "last"  # best_val: the epoch with the lowest normal-validation score

@@ -157,8 +157,10 @@ class NeuralMethod(Method):
     @classmethod
     def steps(cls, cfg, n_train: int) -> int:
         """How many steps (calls of `train_step`, one per batch) `fit` takes on `n_train` images with settings
-        `cfg`: the budget in the unit the convergence study counts, so that it reads straight off its curves."""
-        return cls.epochs(cfg, n_train) * cls.steps_per_epoch(cfg, n_train)
+        `cfg`: the budget in the unit the convergence study counts, so that it reads straight off its curves.
+        `budget_scale` takes that share of it, rounded up (one step at least)."""
+        full = cls.epochs(cfg, n_train) * cls.steps_per_epoch(cfg, n_train)
+        return full if cfg.budget_scale == 1 else max(1, math.ceil(cfg.budget_scale * full))
 
     def epoch_metrics(self, epoch: int, last: bool, train: ImageSet, val: ImageSet) -> dict[str, float]:
         """Logged after every epoch; `val_score` (mean score of the normal validation slice) selects."""
@@ -188,7 +190,9 @@ class NeuralMethod(Method):
     def learn(self, train: ImageSet, val: ImageSet, run) -> None:
         cfg = self.config
         x = train.x.to(self.device)
-        epochs = self.epochs(cfg, len(x))
+        # the budget in steps; a scaled budget (budget_scale) ends part-way through its last epoch
+        total, per_epoch = self.steps(cfg, len(x)), self.steps_per_epoch(cfg, len(x))
+        epochs = -(-total // per_epoch)
         with torch_threads(cfg.threads):
             for epoch in tqdm(range(run.resume(self), epochs), desc=self.name, unit="epoch", leave=False):
                 # train: one pass over shuffled batches, the method's step on each
@@ -196,6 +200,8 @@ class NeuralMethod(Method):
                 sums: dict[str, float] = {}
                 counts: dict[str, int] = {}
                 for step, idx in enumerate(batches(len(x), cfg.batch_size, shuffle=True, drop_last=cfg.drop_last)):
+                    if epoch * per_epoch + step >= total:
+                        break
                     with self.precision():
                         losses = self.train_step(self._input(x[idx]), epoch, step)
                     run.check_finite(losses, epoch, step)
