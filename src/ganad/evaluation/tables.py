@@ -310,7 +310,7 @@ def _budget_table(dataset: str, methods: list[str], paper_profile: dict) -> pd.D
         cells = {
             k: f"{config[k]}" + (f" (paper profile {theirs[k]})" if k in theirs and theirs[k] != config[k] else "")
             for k in BUDGET_KEYS
-            if k in config
+            if k in config and not (k == "budget_scale" and config[k] == 1)  # named where a run scales it
         }
         rows.append(
             {
