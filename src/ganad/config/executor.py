@@ -43,5 +43,8 @@ class ExecutorParams(Section):
     jobs: AutoOrCount = "auto"  # local: training jobs at once (auto: cores, or GPUs)
     score_jobs: AutoOrCount = "auto"  # local: scoring jobs at once (auto: as for jobs)
     threads: AutoOrCount = "auto"  # torch threads per job (auto: cores / jobs at once)
+    # the configure stage prices the run on this machine (ganad.engine.price) and stops it before any training
+    # when its estimate exceeds this many hours; null: no estimate, no limit
+    max_hours: Float | None = Field(None, gt=0)
     slurm: SlurmParams = Field(default_factory=SlurmParams)
     ray: RayParams = Field(default_factory=RayParams)

@@ -283,7 +283,18 @@ def split_leak(dataset: str, protocol: str) -> float:
     return float(np.mean([leaked_share(load_split(path, c), protocol, labels, c) for c in split_classes(path)]))
 
 
-BUDGET_KEYS = ("epochs", "min_steps", "budget_scale", "width", "lr", "batch_size", "max_train", "search_steps", "n_seed", "k")
+BUDGET_KEYS = (
+    "epochs",
+    "min_steps",
+    "budget_scale",
+    "width",
+    "lr",
+    "batch_size",
+    "max_train",
+    "search_steps",
+    "n_seed",
+    "k",
+)
 DIFFERENCES = """\
 - Splits: leave-one-class-out's test normals are never trained on (the papers' protocol, from EGBAD's code,
   trains on about 80 % of them; the leak audit above measures what that adds). Epochs and every other
