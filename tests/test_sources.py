@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ganad.config.params import DatasetParams
+from ganad.data.idx_cache import write_cache
 from ganad.data.sources import RawDataset, fetch, load_embedded, load_folder, load_npz, load_torchvision
 from ganad.errors import DataError
 
@@ -58,6 +59,25 @@ def test_torchvision_reads_an_offline_mnist_folder(tmp_path):
     assert ds.x_train.shape == (30, 28, 28) and ds.x_test.shape == (10, 28, 28)
     np.testing.assert_array_equal(ds.x_train, arrays["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte"])
+
+
+def test_an_npz_laid_out_as_torchvisions_cache_reads_back_identically_offline(tmp_path):
+    arrays = tiny_idx_arrays(seed=3)
+    npz = tmp_path / "mnist.npz"
+    keys = ["x_train", "y_train", "x_test", "y_test"]
+    np.savez(npz, **dict(zip(keys, arrays.values())))
+    written = write_cache(npz, tmp_path / "cache")
+    assert [p.name for p in written] == list(arrays)
+    # byte for byte what an independent IDX writer gives, and what torchvision reads without downloading
+    for path, array in zip(written, arrays.values()):
+        write_idx(tmp_path / "reference", array)
+        assert path.read_bytes() == (tmp_path / "reference").read_bytes()
+    ds = load_torchvision("mnist", tmp_path / "cache", download=False)
+    for key, array in zip(keys, arrays.values()):
+        np.testing.assert_array_equal(getattr(ds, key), array)
+    np.savez(npz, x_train=arrays["train-images-idx3-ubyte"])
+    with pytest.raises(DataError, match=r"lacks \['x_test', 'y_test', 'y_train'\]"):
+        write_cache(npz, tmp_path / "other")
 
 
 def test_torchvision_missing_folder_says_how_to_fix(tmp_path):
