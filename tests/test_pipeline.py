@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ganad.evaluation.convergence import data_identity, study_settings
 from ganad.evaluation.floors import FLOORS
+from ganad.evaluation.metrics import OPERATING_COLUMNS
 
 from conftest import ROOT, invoke, stage
 
@@ -78,6 +79,7 @@ def test_stages_chain_from_data_to_tables(workspace):
     # leave-one-class-out test: 20 % of the 720 normal images plus all 80 anomalies, per class and seed
     assert scores.groupby(["seed", "class"]).size().tolist() == [144 + 80] * 4
     assert (scores["anomalous"] == (scores["label"] == scores["class"])).all()
+    assert (scores["p_value"] > 0).all() and (scores["p_value"] <= 1).all()  # conformal, from validation scores
     # a seed change moves training, not the splits: the seeds score the same images, with other models
     by_seed = {seed: group.drop(columns="seed").reset_index(drop=True) for seed, group in scores.groupby("seed")}
     assert by_seed[0][["class", "index"]].equals(by_seed[1][["class", "index"]])
@@ -86,7 +88,7 @@ def test_stages_chain_from_data_to_tables(workspace):
     assert (models / "seed0/class3.safetensors").read_bytes() != (models / "seed1/class3.safetensors").read_bytes()
 
     metrics = json.loads((workspace / "reports/metrics/mnist_one_class_normal.json").read_text())
-    assert metrics["seeds"] == 2 and set(metrics["dcae"]) == {"auroc", "auroc_std"}
+    assert metrics["seeds"] == 2 and set(metrics["dcae"]) == {"auroc", "auroc_std", *OPERATING_COLUMNS}
     # the floors beside the method: one seed, the same classes and test images
     assert list(metrics)[-2:] == ["floor_mean_image", "floor_intensity"]
     every = pd.read_csv(workspace / "reports/metrics/classes/mnist_one_class_normal.csv")
@@ -114,6 +116,7 @@ def test_stages_chain_from_data_to_tables(workspace):
     assert f"under-trained: {budget:.0f} updates, 15 % of the plateau (0.900); 90 % at 10000" in page
     assert "the study ran on other data" not in page.split("## mnist, one-class-normal")[1].split("## ")[0]
     assert "| floor_mean_image " in page and "a floor: learns nothing" in page
+    assert "false alarms at α = 0.05" in page and "detection at 5 % false alarms" in page
     assert any(v in page for v in ("(clears the floor)", "(does not clear the floor)", "(below the floor)"))
     assert "## mnist: the leak audit" in page and "## mnist, one-class-normal" in page
     from ganad.evaluation.tables import split_leak  # the page states the overlap the split files hold

@@ -112,14 +112,17 @@ def test_ranking_a_flat_folder(workspace):
     invoke("rank_score", "--collection", "flat")
 
     table = pd.read_csv(workspace / "reports/ranking/flat/scores.csv")
-    assert list(table.columns) == ["path", "score", "rank"]
+    assert list(table.columns) == ["path", "score", "rank", "p_value", "flagged"]
     assert sorted(table["path"]) == sorted(f"images/flat/{i:03d}.png" for i in range(12))  # every image, once
     assert table["rank"].tolist() == list(range(1, 13))
     assert table.equals(table.sort_values(["score", "path"], ascending=[False, True], kind="stable"))
     kinds = write_images(workspace / "images/flat", ["disc"] * 6 + ["bar"] * 6, seed=2)  # the same files again
     assert [kinds[path] for path in table["path"]] == ["bar"] * 6 + ["disc"] * 6  # bright bars above dark discs
     assert (workspace / "reports/ranking/flat/ranked.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((workspace / "reports/ranking/flat/metrics.json").read_text()) == {"images": 12}
+    metrics = json.loads((workspace / "reports/ranking/flat/metrics.json").read_text())
+    # 6 validation images cannot give a p-value as small as 0.05 (it takes 19): nothing flagged, and it says so
+    assert metrics["images"] == 12 and metrics["calibration_images"] == 6 and metrics["flagged"] == 0
+    assert metrics["threshold"] is None and "at least 19" in metrics["flag_note"]
     assert not list((workspace / "reports/ranking/flat").glob(".*.tmp"))
 
 
@@ -128,7 +131,7 @@ def test_a_classed_collection_gets_the_auroc_of_normal_against_the_rest(workspac
     output = invoke("rank_score", "--collection", "labelled")
     table = pd.read_csv(workspace / "reports/ranking/labelled/scores.csv")
     metrics = json.loads((workspace / "reports/ranking/labelled/metrics.json").read_text())
-    assert list(table.columns) == ["path", "score", "rank", "label"]
+    assert list(table.columns) == ["path", "score", "rank", "p_value", "flagged", "label"]
     assert metrics["labels"] == {"bar": 8, "disc": 8} and (metrics["normal"], metrics["anomalous"]) == (8, 8)
     assert metrics["auroc"] == pytest.approx(roc_auc_score(table["label"] != "disc", table["score"]), abs=1e-12)
     assert metrics["auroc"] > 0.9 and metrics["auroc_by_label"] == {"bar": metrics["auroc"]}
@@ -138,6 +141,27 @@ def test_a_classed_collection_gets_the_auroc_of_normal_against_the_rest(workspac
     invoke("rank_score", "--collection", "labelled")
     metrics = json.loads((workspace / "reports/ranking/labelled/metrics.json").read_text())
     assert "auroc" not in metrics and "'kitchen'" in metrics["note"]
+
+
+def test_flagged_images_are_those_whose_p_value_from_the_validation_scores_is_at_most_alpha(workspace):
+    set_rank(workspace, val_fraction=0.35)  # 22 validation discs: p-values down to 1/23
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["decision"]["alpha"] = 0.1
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+    invoke("rank_train")
+    output = invoke("rank_score", "--collection", "labelled")
+    table = pd.read_csv(workspace / "reports/ranking/labelled/scores.csv")
+    metrics = json.loads((workspace / "reports/ranking/labelled/metrics.json").read_text())
+    calibration = np.array(json.loads((workspace / "models/ranking/dcae.calibration.json").read_text())["scores"])
+    assert len(calibration) == metrics["calibration_images"] == 22
+    # p = (1 + #{validation scores >= s}) / (n + 1), and flagged exactly above the threshold metrics.json states
+    expected = [(1 + (calibration >= s).sum()) / 23 for s in table["score"]]
+    np.testing.assert_allclose(table["p_value"], expected)
+    assert (table["flagged"] == (table["p_value"] <= 0.1)).all()
+    assert (table["flagged"] == (table["score"] > metrics["threshold"])).all()
+    assert metrics["flagged"] == int(table["flagged"].sum()) and metrics["alpha"] == 0.1
+    assert table.loc[table["label"] == "bar", "flagged"].all()  # every bright bar, far above every disc
+    assert f"{metrics['flagged']} flagged at p <= 0.1" in output
 
 
 class ConstantModel:

@@ -147,6 +147,17 @@ class SplitParams(Section):
         return data
 
 
+class DecisionParams(Section):
+    """decision: which images to flag (ganad.engine.conformal): a p-value from the model's normal validation
+    scores, flagged at or below `alpha`; the false-alarm rate on normal images like the validation ones is then
+    at most alpha."""
+
+    alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.05
+    # validation images scored per model for the p-values (a seeded sample where there are more): the searches of
+    # ADGAN and AnoGAN cost per image; p-values resolve 1 / (n + 1)
+    calibration_max: Annotated[Int, Field(gt=0)] | None = 2000
+
+
 class ReportParams(Section):
     figure_class: Int = 0  # class shown in the histogram and the ranked grid
     ranking_method: Literal[METHOD_NAMES] = "adgan"  # else the main model
@@ -207,6 +218,7 @@ class Params(Section):
     executor: ExecutorParams = Field(default_factory=ExecutorParams)  # where a stage's jobs run
     data_section: DataParams = Field(default_factory=DataParams, alias="data")
     split: SplitParams = Field(default_factory=SplitParams)
+    decision: DecisionParams = Field(default_factory=DecisionParams)
     report: ReportParams = Field(default_factory=ReportParams)
     model: ModelParams = Field(default_factory=ModelParams)
     # methods.<name> as written, for registry names only; `method_config` checks one against its Config

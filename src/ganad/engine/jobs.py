@@ -16,6 +16,7 @@ from ganad.config.params import Params, load_method_config
 from ganad.data.images import ImageSet
 from ganad.data.protocols import BRAIN_DATASET, anomaly_labels, load_split, split_classes, trained_under
 from ganad.engine.code import code_version
+from ganad.engine.conformal import calibration_sample, p_values
 from ganad.methods import method_class
 from ganad.methods.base import MethodUnavailable
 from ganad.methods.common.training_run import TrainingDiverged, TrainingRun
@@ -147,22 +148,26 @@ def load_model(params: Params, dataset: str, protocol: str, method_name: str, cl
 def score_class(
     params: Params, dataset: str, protocol: str, method_name: str, key: tuple[int, int]
 ) -> tuple[pd.DataFrame, dict]:
-    """Scores of one class's test split by the model of one training seed, one row per image, with its label and
-    anomaly flag; and what the method chose from training data (bandwidths, sizes), for the report. An audit
-    protocol's split is scored by the models of the protocol it audits."""
+    """Scores of one class's test split by the model of one training seed, one row per image, with its label,
+    anomaly flag and conformal p-value (`ganad.engine.conformal`, from the same model's scores of the split's normal
+    validation images); and what the method chose from training data (bandwidths, sizes), for the report. An
+    audit protocol's split is scored by the models of the protocol it audits."""
     cls, seed = key
     method = load_model(params, dataset, trained_under(protocol), method_name, cls, seed)
     split = load_split(layout.splits(dataset, protocol), cls)
     test = ImageSet.from_dir(layout.prepared(dataset), split["test"])
-    scores = method.score(test)
-    if not np.all(np.isfinite(scores)):
-        trained = trained_under(protocol)
-        raise TrainingDiverged(
-            f"{method_name} gave non-finite scores to {int((~np.isfinite(scores)).sum())} of {len(scores)} test "
-            f"images of {dataset} {protocol} class {cls} seed {seed}: its model diverged in training. Lower "
-            f"methods.{method_name}.lr and retrain with "
-            f"`dvc repro -f -s {stage_prefix(dataset)}train_score@{dataset}-{trained}-{method_name}`"
-        )
+    pick = calibration_sample(len(split["val"]), params.decision.calibration_max, seed * 1000 + cls)
+    calibration = ImageSet.from_dir(layout.prepared(dataset), split["val"][pick])
+    scores, calibration_scores = method.score(test), method.score(calibration) if len(calibration) else np.zeros(0)
+    for what, values in (("test", scores), ("validation", calibration_scores)):
+        if not np.all(np.isfinite(values)):
+            trained = trained_under(protocol)
+            raise TrainingDiverged(
+                f"{method_name} gave non-finite scores to {int((~np.isfinite(values)).sum())} of {len(values)} "
+                f"{what} images of {dataset} {protocol} class {cls} seed {seed}: its model diverged in training. "
+                f"Lower methods.{method_name}.lr and retrain with "
+                f"`dvc repro -f -s {stage_prefix(dataset)}train_score@{dataset}-{trained}-{method_name}`"
+            )
     table = pd.DataFrame(
         {
             "class": cls,
@@ -171,6 +176,7 @@ def score_class(
             "label": test.labels,
             "anomalous": anomaly_labels(protocol, test.labels, cls),
             "score": scores,
+            "p_value": p_values(calibration_scores, scores),
         }
     )
     return table, method.selected()

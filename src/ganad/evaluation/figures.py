@@ -307,8 +307,8 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
 
 
 def ranked_grid(most: Sequence[tuple], least: Sequence[tuple], path, title: str = "") -> Path:
-    """Two rows of `(image (C, 32, 32) in [-1, 1], caption)`: most anomalous first, then least anomalous.
-    Captions (rank, label, score) go above each image."""
+    """Two rows of `(image (C, 32, 32) in [-1, 1], caption[, flagged])`: most anomalous first, then least
+    anomalous. Captions (rank, label, score, p-value) go above each image; a flagged image is framed in red."""
     rows = [("most anomalous", list(most)), ("least anomalous", list(least))]
     for row_title, cells in rows:
         if not cells:
@@ -324,10 +324,14 @@ def ranked_grid(most: Sequence[tuple], least: Sequence[tuple], path, title: str 
             if c >= len(cells):
                 ax.set_axis_off()
                 continue
-            image, caption = cells[c]
+            image, caption, *flag = cells[c]
             shown = _image(image, f"ranked_grid: '{row_title}' image {c}")
             ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(caption, fontsize=7)
+            ax.set_title(caption, fontsize=7, color="red" if flag and flag[0] else "black")
+            if flag and flag[0]:  # flagged at p <= alpha: a red frame
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2.5)
         axes[r, 0].set_ylabel(row_title, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)

@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ganad.data.protocols import anomaly_labels, load_split, split_classes
+from ganad.engine.conformal import p_values
 from ganad.runtime import layout
 
 FLOORS = ("floor_mean_image", "floor_intensity")
@@ -79,7 +80,9 @@ def floor_tables(dataset: str, protocol: str, seed: int = 0) -> dict[str, pd.Dat
     for cls in split_classes(split_path):
         split = load_split(split_path, cls)
         test_labels = np.asarray(labels[split["test"]])
-        scores = floor_scores(unit_range(images[split["train"]]), unit_range(images[split["test"]]))
+        train = unit_range(images[split["train"]])
+        scores = floor_scores(train, unit_range(images[split["test"]]))
+        calibration = floor_scores(train, unit_range(images[split["val"]]))  # for the p-values, as every method's
         for name in FLOORS:
             parts[name].append(
                 pd.DataFrame(
@@ -90,6 +93,7 @@ def floor_tables(dataset: str, protocol: str, seed: int = 0) -> dict[str, pd.Dat
                         "label": test_labels,
                         "anomalous": anomaly_labels(protocol, test_labels, cls),
                         "score": scores[name],
+                        "p_value": p_values(calibration[name], scores[name]),
                     }
                 )
             )

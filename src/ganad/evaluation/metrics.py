@@ -19,9 +19,25 @@ import pandas as pd
 from scipy.stats import DegenerateDataWarning, bootstrap, false_discovery_control, wilcoxon
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from ganad.engine.conformal import flagged
+
 CONFIDENCE = 0.95
 RESAMPLES = 1000
-DETAIL_COLUMNS = ["method", "seed", "class", "auroc", "auroc_low", "auroc_high", "ap", "n_test", "n_anomalous"]
+# the operating points (`operating_point`): flagged at p <= alpha, and the detection at a fixed false-alarm rate
+OPERATING_COLUMNS = ["far_at_alpha", "detection_at_alpha", "detection_at_5pct_far"]
+DETAIL_COLUMNS = [
+    "method",
+    "seed",
+    "class",
+    "auroc",
+    "auroc_low",
+    "auroc_high",
+    "ap",
+    "n_test",
+    "n_anomalous",
+    *OPERATING_COLUMNS,
+]
+FIXED_FAR = 0.05
 
 
 def _resampled_auroc(anomalous: np.ndarray, scores: np.ndarray):
@@ -73,8 +89,25 @@ def auroc_interval(
     return float(low), float(high)
 
 
-def class_metrics(scores: pd.DataFrame, method: str = "", n_resamples: int = RESAMPLES) -> pd.DataFrame:
-    """One row per (seed, class) of one method's score table: AUROC, its bootstrap interval, AP, test sizes."""
+def operating_point(anomalous: np.ndarray, scores: np.ndarray, p: np.ndarray | None, alpha: float) -> tuple:
+    """(false-alarm rate on the normal images, detection rate on the anomalous ones) when every image with p-value
+    <= `alpha` is flagged (NaN, NaN without p-values), and the detection rate at the threshold whose false-alarm
+    rate on these normals is at most FIXED_FAR (read off the test ROC: a benchmark's operating point, not a
+    threshold anyone could set without anomaly labels)."""
+    anomalous = np.asarray(anomalous).astype(bool)
+    fpr, tpr, _ = roc_curve(anomalous, scores)
+    at_fixed = float(tpr[fpr <= FIXED_FAR + 1e-12].max())
+    if p is None:
+        return float("nan"), float("nan"), at_fixed
+    hit = flagged(p, alpha)
+    return float(hit[~anomalous].mean()), float(hit[anomalous].mean()), at_fixed
+
+
+def class_metrics(
+    scores: pd.DataFrame, method: str = "", n_resamples: int = RESAMPLES, alpha: float = 0.05
+) -> pd.DataFrame:
+    """One row per (seed, class) of one method's score table: AUROC, its bootstrap interval, AP, test sizes, and
+    the operating points at `alpha` (`operating_point`)."""
     rows = []
     seeds = scores["seed"] if "seed" in scores else pd.Series(0, index=scores.index)
     for (seed, cls), group in scores.groupby([seeds, "class"], sort=True):
@@ -82,6 +115,7 @@ def class_metrics(scores: pd.DataFrame, method: str = "", n_resamples: int = RES
         if len(np.unique(y)) < 2:
             raise ValueError(f"class {cls}: the test split holds only one kind of image; AUROC is undefined")
         low, high = auroc_interval(y, s, seed=int(seed) * 1000 + int(cls), n_resamples=n_resamples)
+        p = group["p_value"].to_numpy() if "p_value" in group else None
         rows.append(
             (
                 method,
@@ -93,20 +127,25 @@ def class_metrics(scores: pd.DataFrame, method: str = "", n_resamples: int = RES
                 average_precision_score(y, s),
                 len(y),
                 int(y.sum()),
+                *operating_point(y, s, p, alpha),
             )
         )
     return pd.DataFrame(rows, columns=DETAIL_COLUMNS)
 
 
-def class_metrics_of(tables: dict[str, pd.DataFrame], processes: int = 1) -> dict[str, pd.DataFrame]:
+def class_metrics_of(
+    tables: dict[str, pd.DataFrame], processes: int = 1, alpha: float = 0.05
+) -> dict[str, pd.DataFrame]:
     """`class_metrics` of each method's score table ({method: table}), in a pool of `processes` when > 1.
 
     The pool is spawned, not forked: a stage (or a test) that has run torch or OpenMP before can hang in a
     forked child. The bootstraps are seeded per (seed, class), so the pool gives the serial result exactly."""
     if processes <= 1 or len(tables) <= 1:
-        return {method: class_metrics(table, method) for method, table in tables.items()}
+        return {method: class_metrics(table, method, alpha=alpha) for method, table in tables.items()}
     with ProcessPoolExecutor(min(processes, len(tables)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {method: pool.submit(class_metrics, table, method) for method, table in tables.items()}
+        futures = {
+            method: pool.submit(class_metrics, table, method, RESAMPLES, alpha) for method, table in tables.items()
+        }
         return {method: future.result() for method, future in futures.items()}
 
 
@@ -126,13 +165,19 @@ def seed_summary(detail: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
 
 
 def headline(detail: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """{method: {auroc: mean over seeds of the class-mean AUROC, auroc_std: its std over seeds}}, rounded to 4."""
-    summary = seed_summary(detail)
-    means = summary[summary["class"] == "mean"]
-    return {
-        row.method: {"auroc": round(float(row.mean), 4), "auroc_std": round(float(row.std), 4)}
-        for row in means.itertuples()
-    }
+    """{method: {auroc: mean over seeds of the class-mean AUROC, auroc_std: its std over seeds, and each operating
+    point's class mean (mean over seeds; null where there are no p-values)}}, rounded to 4."""
+    out = {}
+    for metric in ["auroc", *OPERATING_COLUMNS]:
+        if metric not in detail:
+            continue
+        summary = seed_summary(detail, metric)
+        for row in summary[summary["class"] == "mean"].itertuples():
+            entry = out.setdefault(row.method, {})
+            entry[metric] = round(float(row.mean), 4) if np.isfinite(row.mean) else None
+            if metric == "auroc":
+                entry["auroc_std"] = round(float(row.std), 4)
+    return out
 
 
 def paired_comparisons(detail: pd.DataFrame, main: str) -> pd.DataFrame:

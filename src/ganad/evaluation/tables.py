@@ -24,7 +24,7 @@ from ganad.evaluation.convergence import (
     run_budgets,
 )
 from ganad.evaluation.floors import FLOORS, floor_verdicts, mean_interval
-from ganad.evaluation.metrics import paired_comparisons, seed_summary
+from ganad.evaluation.metrics import OPERATING_COLUMNS, paired_comparisons, seed_summary
 
 NOT_RUN = "not yet run"
 
@@ -227,6 +227,44 @@ def headline_table(
     return pd.DataFrame(rows).astype(object).fillna("")
 
 
+def operating_table(detail: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """One row per method: with every test image of p-value <= `alpha` flagged (`ganad.engine.conformal`), the
+    share of test normals flagged (the class mean over seeds ± its std over seeds, and the highest class's, which
+    the guarantee bounds too) and the share of anomalies flagged; and the detection rate at a 5 % false-alarm rate
+    read off the test ROC. Methods without p-values are left out."""
+    if "far_at_alpha" not in detail or detail["far_at_alpha"].isna().all():
+        return pd.DataFrame()
+    far, hit, fixed = (
+        seed_summary(detail, m).query("`class` == 'mean'").set_index("method") for m in OPERATING_COLUMNS
+    )
+    worst = detail.groupby(["method", "class"])["far_at_alpha"].mean().groupby("method").max()
+    rows = []
+    for method in far.index:
+        if not np.isfinite(far.loc[method, "mean"]):
+            continue
+        n = int(far.loc[method, "n"])
+        rows.append(
+            {
+                "method": method,
+                f"false alarms at α = {alpha:g}": _pm(far.loc[method, "mean"], far.loc[method, "std"], n),
+                "highest class": f"{worst[method]:.3f}" + (" (above α)" if worst[method] > alpha else ""),
+                f"detection at α = {alpha:g}": _pm(hit.loc[method, "mean"], hit.loc[method, "std"], n),
+                "detection at 5 % false alarms": _pm(fixed.loc[method, "mean"], fixed.loc[method, "std"], n),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+OPERATING_NOTE = (
+    "Operating points: each test image is flagged when its conformal p-value, from the same model's scores of the "
+    "split's normal validation images, is at most α (decision.alpha; [docs/decisions.md]({docs})). Where the test "
+    "normals are like the validation ones, at most a share α of them is flagged in expectation, whatever the "
+    "model: 'false alarms' is the share observed (class mean, mean ± std over seeds; 'highest class' the worst "
+    "class), 'detection' the share of anomalies flagged. 'detection at 5 % false alarms' is read off the test ROC "
+    "(a benchmark's comparison; choosing that threshold needs anomaly labels).\n"
+)
+
+
 def leak_table(dataset: str, disjoint: pd.DataFrame, leaky: pd.DataFrame) -> pd.DataFrame:
     """Per method: leave-one-class-out's mean AUROC on the disjoint test split and on the leaky one (the same
     models), the paper's (made under the leaky protocol) and leaky - disjoint."""
@@ -413,6 +451,10 @@ def write_results_page(
             lines.append(f"## {dataset}, {protocol.replace('_', '-')}\n")
             lines.append(table.to_markdown(index=False) + "\n")
             lines += [f"- {method} was not run: {reason}\n" for method, reason in unavailable.items()]
+            points = operating_table(detail, params.decision.alpha)
+            if len(points):
+                docs = Path(os.path.relpath("docs/decisions.md", out.parent)).as_posix()
+                lines += [OPERATING_NOTE.format(docs=docs), points.to_markdown(index=False) + "\n"]
             lines.append(
                 f"Per class: [tables/{dataset}_{protocol}.md](tables/{dataset}_{protocol}.md); every "
                 f"AUROC with its interval: [metrics/classes/{dataset}_{protocol}.csv]"

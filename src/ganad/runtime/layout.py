@@ -114,6 +114,11 @@ def ranking_model(method: str) -> Path:
     return MODELS / "ranking" / f"{method}.safetensors"
 
 
+def ranking_calibration(method: str) -> Path:
+    """The ranking model's scores of the normal folder's validation slice: what a collection's p-values use."""
+    return MODELS / "ranking" / f"{method}.calibration.json"
+
+
 def ranking_checkpoint(method: str) -> Path:
     """Outside every DVC output, so that an interrupted rank_train can resume from it."""
     return DATA / "checkpoints" / "ranking" / f"{method}.safetensors"

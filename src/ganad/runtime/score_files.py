@@ -16,7 +16,8 @@ from ganad.errors import DataError
 from ganad.files import atomic_write, read_csv, read_json, write_text
 from ganad.runtime import layout
 
-COLUMNS = ["class", "seed", "index", "label", "anomalous", "score"]
+# p_value: the conformal p-value of the score among the model's normal validation scores (ganad.engine.conformal)
+COLUMNS = ["class", "seed", "index", "label", "anomalous", "score", "p_value"]
 
 
 def mark_unavailable(dataset: str, protocol: str, method_name: str, reason: str) -> None:

@@ -39,8 +39,10 @@ from ganad.config.rank import RankParams
 from ganad.data.folders import FolderImages, read_collection
 from ganad.data.images import ImageSet, to_nchw, to_unit_range
 from ganad.engine.code import code_version
+from ganad.engine.conformal import calibration_sample, flagged, p_values, threshold
 from ganad.engine.jobs import load_trained, train_model
 from ganad.errors import DataError, ParamsError
+from ganad.files import read_json, write_json
 from ganad.methods import method_class
 from ganad.runtime import layout
 from ganad.runtime.device import resolve_device, seed_everything
@@ -157,13 +159,38 @@ def train(params, rank: RankParams) -> dict:
         log_dir=layout.ranking_log(rank.method),
         out=layout.ranking_model(rank.method),
     )
+    # the p-values' calibration: the model's scores of (a seeded sample of) the held-out normal images
+    pick = calibration_sample(len(val_rows), params.decision.calibration_max, params.seed)
+    seed_everything(params.seed)  # methods that sample while scoring (VAE) repeat
+    calibration = method.score(_as_set(normal, val_rows[pick])) if len(pick) else np.zeros(0)
+    if not np.all(np.isfinite(calibration)):
+        raise FloatingPointError(
+            f"rank.normal: {rank.method} gave NaN or infinite scores to validation images; the model has likely "
+            f"diverged: retrain it with a lower learning rate (methods.{rank.method})"
+        )
+    write_json(
+        layout.ranking_calibration(rank.method),
+        {"method": rank.method, "images": len(calibration), "scores": [float(v) for v in calibration]},
+    )
     return {
         "method": rank.method,
         "channels": channels,
         "train": len(train_set),
         "val": len(val_set),
+        "calibration": len(calibration),
         **method.selected(),
     }
+
+
+def load_calibration(rank: RankParams) -> np.ndarray:
+    """The ranking model's validation scores (`train`), for the collections' p-values."""
+    path = layout.ranking_calibration(rank.method)
+    rebuild = "dvc repro rank_train (or `python stages/rank_train.py`)"
+    value = read_json(path, rebuild)
+    scores = value.get("scores") if isinstance(value, dict) else None
+    if not isinstance(scores, list) or not all(isinstance(v, (int, float)) for v in scores):
+        raise DataError(f"'{path}' holds no list of validation scores under 'scores'; rebuild it with `{rebuild}`")
+    return np.asarray(scores, dtype=np.float64)
 
 
 def load_model(params, rank: RankParams):
@@ -188,8 +215,10 @@ class Ranking:
     metrics: dict
 
 
-def rank_collection(params, rank: RankParams, name: str, model) -> Ranking:
-    """Score one collection with `model` and sort it: score descending, then path ascending."""
+def rank_collection(params, rank: RankParams, name: str, model, calibration: np.ndarray | None = None) -> Ranking:
+    """Score one collection with `model` and sort it: score descending, then path ascending. With the model's
+    `calibration` scores (`load_calibration`), each image gets its conformal p-value and is flagged at
+    decision.alpha (`ganad.engine.conformal`)."""
     folder = collection_folder(rank, name)
     images = _read(folder, model.channels, f"rank.collections.{name}")
     _require_grid(images, rank, name)
@@ -204,12 +233,30 @@ def rank_collection(params, rank: RankParams, name: str, model) -> Ranking:
             f"(methods.{rank.method}) and check those images"
         )
     table = pd.DataFrame({"path": images.paths, "score": scores})
+    alpha = params.decision.alpha
+    if calibration is not None:
+        table["p_value"] = p_values(calibration, scores)
+        table["flagged"] = flagged(table["p_value"].to_numpy(), alpha)
     if images.labels is not None:
         table["label"] = [images.classes[k] for k in images.labels]
     order = np.lexsort((np.asarray(images.paths, dtype=str), -scores))  # the last key sorts first
     table = table.iloc[order].reset_index(drop=True)
     table.insert(2, "rank", np.arange(1, len(table) + 1))
-    return Ranking(name, table, image_set.x[order].numpy(), collection_metrics(table, rank.normal_label))
+    metrics = collection_metrics(table, rank.normal_label)
+    if calibration is not None:
+        limit = threshold(calibration, alpha)
+        metrics.update(
+            alpha=alpha,
+            calibration_images=len(calibration),
+            threshold=limit if np.isfinite(limit) else None,
+            flagged=int(table["flagged"].sum()),
+        )
+        if not np.isfinite(limit) and limit > 0:
+            metrics["flag_note"] = (
+                f"nothing can be flagged at alpha {alpha:g} with {len(calibration)} validation images: "
+                f"it needs at least {int(np.ceil(1 / alpha - 1))} (raise rank.val_fraction or add normal images)"
+            )
+    return Ranking(name, table, image_set.x[order].numpy(), metrics)
 
 
 def collection_metrics(table: pd.DataFrame, normal_label: str | None) -> dict:
@@ -250,16 +297,14 @@ def collection_metrics(table: pd.DataFrame, normal_label: str | None) -> dict:
 def extremes(ranking: Ranking, count: int) -> tuple[list[tuple], list[tuple]]:
     """The `count` most anomalous (rank 1 first) and least anomalous (rank N first) as (image, caption)."""
 
-    def caption(i: int) -> str:
+    def cell(i: int) -> tuple:
         row = ranking.table.iloc[i]
         label = f" ({row['label']})" if "label" in ranking.table else ""
-        return f"#{row['rank']}{label}\n{row['score']:.4g}"
+        p = f" p={row['p_value']:.2g}" if "p_value" in ranking.table else ""
+        return ranking.x[i], f"#{row['rank']}{label}\n{row['score']:.4g}{p}", bool(row.get("flagged", False))
 
     n = len(ranking.table)
-    return (
-        [(ranking.x[i], caption(i)) for i in range(count)],
-        [(ranking.x[i], caption(i)) for i in range(n - 1, n - 1 - count, -1)],
-    )
+    return [cell(i) for i in range(count)], [cell(i) for i in range(n - 1, n - 1 - count, -1)]
 
 
 def publish(ranking: Ranking, draw_grid) -> list[Path]:
