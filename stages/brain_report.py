@@ -36,7 +36,7 @@ def main(bootstrap: int) -> None:
         if reason is not None:
             metrics[method] = {"unavailable": reason}
             continue
-        metrics[method] = method_metrics(slice_scores(scores, slices), bootstrap, params.seed)
+        metrics[method] = method_metrics(slice_scores(scores, slices), bootstrap, params.seed, params.decision.alpha)
         m = metrics[method]
         click.echo(f"brain {method}: AUROC {m['auroc']:.3f} [{m['auroc_ci95'][0]:.3f}, {m['auroc_ci95'][1]:.3f}]")
     metrics[REFERENCE] = method_metrics(slice_scores(slice_size_scores(slices), slices), bootstrap, params.seed)

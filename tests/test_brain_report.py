@@ -42,6 +42,18 @@ def test_pooled_and_per_grade_auroc_are_scikit_learns_on_the_right_slices():
     assert "auroc_LGG" in m
 
 
+def test_per_grade_operating_points_count_flagged_slices_of_each_kind():
+    table = score_table()
+    table["p_value"] = np.where(table["score"] > 1.0, 0.01, 0.5)  # flagged at 0.05 exactly above score 1
+    m = method_metrics(table, n_resamples=50, alpha=0.05)
+    hit = table["score"] > 1.0
+    assert m["far_at_alpha"] == pytest.approx(hit[table["anomalous"] == 0].mean(), abs=1e-4)
+    assert m["detection_at_alpha"] == pytest.approx(hit[table["anomalous"] == 1].mean(), abs=1e-4)
+    lgg = (table["grade"] == "LGG") & (table["anomalous"] == 1)
+    assert m["detection_at_alpha_LGG"] == pytest.approx(hit[lgg].mean(), abs=1e-4)
+    assert "far_at_alpha" not in method_metrics(table.drop(columns="p_value"), n_resamples=50)
+
+
 def test_the_patient_interval_holds_the_estimate_narrows_with_more_patients_and_repeats():
     few, many = score_table(patients=6), score_table(patients=60)
     low_few, high_few = patient_interval(few, 300, seed=1)

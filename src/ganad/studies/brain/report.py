@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from scipy.stats import bootstrap, mannwhitneyu
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from ganad.engine.conformal import flagged
 from ganad.evaluation.papers import BRAIN_AUROC
 from ganad.files import write_bytes, write_json, write_text
 
@@ -112,9 +113,12 @@ def patient_interval(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0
     return float(low), float(high)
 
 
-def method_metrics(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> dict:
+def method_metrics(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
     """Pooled slice-wise AUROC and AP, its patient-bootstrap interval, and the AUROC within each grade: means over
-    the training seeds, with the AUROC's standard deviation over them (`auroc_std`, 0 for one seed)."""
+    the training seeds, with the AUROC's standard deviation over them (`auroc_std`, 0 for one seed). With
+    p-values (from the healthy validation subjects' slices), the share of tumour-free slices flagged at `alpha`
+    (`far_at_alpha`: the tumour volumes come from other scanners than the healthy ones, so the guarantee need
+    not hold) and of tumour slices (`detection_at_alpha`), overall and per grade."""
     groups = _seeds(table)
     aurocs = [roc_auc_score(g["anomalous"], g["score"]) for g in groups]
     low, high = patient_interval(table, n_resamples, seed)
@@ -129,6 +133,18 @@ def method_metrics(table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) 
         values = [roc_auc_score(w["anomalous"], w["score"]) for w in within if w["anomalous"].nunique() == 2]
         if values:
             out[f"auroc_{grade}"] = round(float(np.mean(values)), 4)
+    if "p_value" in table:
+        for suffix, part in [("", groups)] + [
+            (f"_{g}", [t[t["grade"] == g] for t in groups]) for g in sorted(table["grade"].unique())
+        ]:
+            for key, kind in (("far_at_alpha", 0), ("detection_at_alpha", 1)):
+                rates = [
+                    flagged(t.loc[t["anomalous"] == kind, "p_value"], alpha).mean()
+                    for t in part
+                    if (t["anomalous"] == kind).any()
+                ]
+                if rates:
+                    out[key + suffix] = round(float(np.mean(rates)), 4)
     return out
 
 
@@ -155,6 +171,15 @@ def results_table(metrics: dict[str, dict]) -> pd.DataFrame:
         }
         row.update({f"AUROC {g}": f"{m[f'auroc_{g}']:.3f}" if f"auroc_{g}" in m else "" for g in grades})
         row["AP"] = f"{m['ap']:.3f}"
+        if "far_at_alpha" in m:  # flagged at p <= alpha (ganad.engine.conformal)
+            row["false alarms at α"] = f"{m['far_at_alpha']:.3f}"
+            row.update(
+                {
+                    f"detection at α, {g}": f"{m[f'detection_at_alpha_{g}']:.3f}"
+                    for g in grades
+                    if f"detection_at_alpha_{g}" in m
+                }
+            )
         row["paper"] = f"{PAPER_AUROC[method]:.3f}" if method in PAPER_AUROC else ""
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
