@@ -147,6 +147,22 @@ def test_a_queued_sweep_runs_each_override_as_an_experiment(project):
     assert {row["methods.dcae.epochs"] for row in shown} >= {"1", "3"}
 
 
+def test_a_collection_added_to_rank_collections_is_scored_by_the_trained_model_without_retraining(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["rank"].update(method="dcae", collections={"mixed": "data/demo/rank/mixed"})
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    first = dvc(project, "repro", "rank_score@mixed").stdout
+    assert "Running stage 'rank_train'" in first
+    # new images: a folder of its own, named in rank.collections
+    shutil.copytree(project / "data/demo/rank/flat", project / "new_images")
+    params["rank"]["collections"]["new_images"] = "new_images"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    second = dvc(project, "repro", "rank_score@new_images").stdout
+    assert "Running stage 'rank_score@new_images'" in second and "Running stage 'rank_train'" not in second
+    assert (project / "reports/ranking/new_images/scores.csv").read_text().startswith("path,score,rank,p_value,flagged")
+    assert "rank_score@mixed" not in dvc(project, "status").stdout  # the other collection's results still stand
+
+
 def test_the_committed_lock_records_only_stages_the_pipeline_defines():
     """dvc.lock keeps the entry of a stage removed from dvc.yaml until someone deletes it; such an entry
     names outputs no stage writes any more and misleads whoever reads the lock."""
