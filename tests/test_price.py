@@ -48,7 +48,8 @@ def test_the_estimate_counts_every_jobs_updates_and_test_images(workspace):
     one_class = table.loc[("dcae", "one_class_normal")]
     # 3 classes x 2 seeds; one-class-normal trains 54 of a class's 60 images (val 10 %): 3 epochs of 4 batches
     assert one_class["jobs"] == 6 and one_class["updates per job"] == 12
-    assert one_class["test images per job"] == 90  # every official test image (test_size 5000 > 90)
+    # every official test image (test_size 5000 > 90) and the 6 validation images the p-values calibrate on
+    assert one_class["images scored per job"] == 90 + 6
     expected = 6 * 12 * one_class["s per update"] / 3600
     assert one_class["training h"] == pytest.approx(expected)
     assert one_class["wall h"] == pytest.approx(one_class["training h"] + one_class["scoring h"])  # serial
@@ -57,7 +58,7 @@ def test_the_estimate_counts_every_jobs_updates_and_test_images(workspace):
     workspace["split"]["test_max"] = 30
     cut = estimate(parse_params(workspace), "mnist", probe_steps=1).set_index(["method", "protocol"])
     assert cut.loc[("dcae", "one_class_normal"), "updates per job"] == 6
-    assert cut.loc[("dcae", "one_class_normal"), "test images per job"] == 30
+    assert cut.loc[("dcae", "one_class_normal"), "images scored per job"] == 30 + 6
     assert "Total:" in markdown(cut.reset_index())
 
 

@@ -104,6 +104,7 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
     }
     device = resolve_device(params.device)
     n_jobs = len(classes) * len(params.seeds)
+    cap = params.decision.calibration_max or float("inf")
     at_once, threads = _jobs_at_once(params, n_jobs)
     rows = []
     for method in params.all_methods():
@@ -119,7 +120,10 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
             audits = [a for a in params.audit_protocols if AUDIT_PROTOCOLS[a] == protocol]
             train = [len(split["train"]) for split in splits[protocol].values()]
             updates = float(np.mean([kind.steps(config.for_protocol(protocol), n) for n in train]))
+            # each scored split: its test images and the validation images its p-values calibrate on
+            calibration = float(np.mean([min(len(sp["val"]), cap) for sp in splits[protocol].values()]))
             tests = sum(float(np.mean([len(sp["test"]) for sp in splits[p].values()])) for p in [protocol, *audits])
+            tests += calibration * (1 + len(audits))
             train_h, score_h = n_jobs * updates * per_update / 3600, n_jobs * tests * per_image / 3600
             rows.append(
                 {
@@ -129,7 +133,7 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
                     "jobs": n_jobs,
                     "updates per job": round(updates),
                     "s per update": per_update,
-                    "test images per job": round(tests),
+                    "images scored per job": round(tests),
                     "s per image": per_image,
                     "training h": train_h,
                     "scoring h": score_h,
