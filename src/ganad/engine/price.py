@@ -10,7 +10,9 @@ trains (`NeuralMethod.steps` on the training splits the params give, drawn here 
 and the test images each job scores (the leak audit's split too). Training and scoring hours are summed over
 jobs and divided by the jobs that run at once (the local executor's), the probe having run with each job's
 thread count. Left out: per-epoch validation, the classical baselines (minutes) and the brain and ranking
-studies. Disk: every job's model file and checkpoint (about three times the model: weights, Adam's two moments).
+studies. Memory per job: its training images as float32, and the weights with their gradients and Adam's two
+moments (a batch's activations on top). Disk: every job's model file and checkpoint (about three times the
+model: weights, Adam's two moments).
 
 The configure stage prices its dataset when `executor.max_hours` is set and stops the run, before anything
 trains, when the estimate exceeds it (the paper profile sets it: on two CPU cores its full run takes months).
@@ -138,6 +140,11 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
                     "training h": train_h,
                     "scoring h": score_h,
                     "wall h": (train_h + score_h) / at_once,
+                    # a job holds its training images as float32 and the weights, their gradients and Adam's two
+                    # moments (activations come on top: a batch's, small at 32 x 32)
+                    "memory per job GB": (np.mean(train) * meta["channels"] * meta["size"] ** 2 + 4 * parameters)
+                    * BYTES
+                    / 1e9,
                     "disk GB": n_jobs * 4 * parameters * BYTES / 1e9,
                 }
             )
@@ -170,15 +177,16 @@ def markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in ("s per update", "s per image"):
         shown[column] = shown[column].map(lambda v: f"{v:.3g}")
-    for column in ("training h", "scoring h", "wall h", "disk GB"):
+    for column in ("training h", "scoring h", "wall h", "memory per job GB", "disk GB"):
         shown[column] = shown[column].map(lambda v: f"{v:,.2f}")
     a = table.attrs
     return (
         shown.to_markdown(index=False)
         + f"\n\nTotal: {table['training h'].sum():,.1f} h of training and {table['scoring h'].sum():,.1f} h of "
         f"scoring over all jobs; about {table['wall h'].sum():,.1f} h wall with {a['at_once']} jobs at once on "
-        f"{a['device']} ({a['threads']} threads each, {a['cores']} cores); "
-        f"{table['disk GB'].sum():,.2f} GB of models and checkpoints.\n"
+        f"{a['device']} ({a['threads']} threads each, {a['cores']} cores); at most "
+        f"{table['memory per job GB'].max() * a['at_once']:,.2f} GB of memory for the jobs at once (before "
+        f"activations); {table['disk GB'].sum():,.2f} GB of models and checkpoints.\n"
     )
 
 
