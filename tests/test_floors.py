@@ -64,7 +64,9 @@ def test_floor_tables_score_every_class_of_a_split_from_its_training_images(tmp_
     tables = floor_tables("toy", "leave_one_class_out", seed=3)
     assert set(tables) == set(FLOORS)
     for table in tables.values():
-        assert list(table.columns) == ["class", "seed", "index", "label", "anomalous", "score"]
+        assert list(table.columns) == ["class", "seed", "index", "label", "anomalous", "score", "p_value"]
+        # one validation image per class: p is 1/2 above it and 1 at or below it
+        assert set(table["p_value"]) <= {0.5, 1.0}
         assert (table["seed"] == 3).all() and sorted(table["index"]) == [0, 1, 5, 6, 7, 11]
         detail = class_metrics(table, "floor")
         assert np.allclose(detail["auroc"], 1.0)  # the other class is far from the training images' mean
