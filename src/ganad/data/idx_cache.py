@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ganad.errors import DataError
+from ganad.errors import DataError, StageError
 from ganad.files import load_npz, write_bytes
 
 FILES = {  # torchvision's names for the unpacked files, per array of the npz
@@ -61,11 +61,13 @@ def write_cache(npz: Path, cache_dir: Path, dataset: str = "MNIST") -> list[Path
 @click.option("--dataset", default="MNIST", show_default=True, help="torchvision's class (its folder name).")
 def main(npz: Path, cache_dir: Path, dataset: str) -> None:
     """Write NPZ's arrays as torchvision's unpacked IDX files under CACHE_DIR/DATASET/raw."""
-    for path in write_cache(npz, cache_dir, dataset):
+    try:
+        written = write_cache(npz, cache_dir, dataset)
+    except StageError as exc:  # one message, no traceback
+        raise click.ClickException(str(exc)) from None
+    for path in written:
         click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    from ganad.runtime.stage import run
-
-    run(main)
+    main()
