@@ -92,13 +92,15 @@ def test_sigkill_mid_stage_then_rerun_gives_identical_models_and_complete_curves
     # killed in the middle of class 3 (its checkpoint holds an epoch or more, not all of them)
     run = train_process(workspace)
     checkpoint = workspace / "data/checkpoints/mnist/leave_one_class_out/dcae/seed0/class3.safetensors"
+    log = workspace / "reports/training/mnist/leave_one_class_out/dcae/seed0/class3/plots/metrics/train_loss.tsv"
     deadline = time.time() + 300
-    while not checkpoint.exists() and time.time() < deadline and run.poll() is None:
+    # an epoch ends by saving the checkpoint, then logging its curves: wait for both (a loaded machine can sit
+    # between the two)
+    while not (checkpoint.exists() and log.exists()) and time.time() < deadline and run.poll() is None:
         time.sleep(0.02)
     workers = kill_and_check_workers_die(run)
     assert len(workers) == (2 if executor["kind"] == "local" else 0)
     assert run.returncode == -signal.SIGKILL, "the stage ended before it could be killed mid-class"
-    log = workspace / "reports/training/mnist/leave_one_class_out/dcae/seed0/class3/plots/metrics/train_loss.tsv"
     assert len(log.read_text().splitlines()) - 1 < EPOCHS  # really cut short
 
     shutil.rmtree(
