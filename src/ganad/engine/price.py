@@ -20,6 +20,7 @@ trains, when the estimate exceeds it (the paper profile sets it: on two CPU core
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -149,8 +150,21 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
                 }
             )
     table = pd.DataFrame(rows)
-    table.attrs.update(at_once=at_once, threads=threads, device=str(device), cores=cores())
+    table.attrs.update(at_once=at_once, threads=threads, device=describe(device), cores=cores())
     return table
+
+
+def describe(device) -> str:
+    """The machine a probe ran on, in words: the GPU's name, or the CPU's model name (Linux) and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"cpu ({model})" if model else "cpu"
 
 
 def check_time_limit(params: Params, dataset: str, table: pd.DataFrame) -> None:
