@@ -27,7 +27,9 @@ def brain_workspace(tmp_path, monkeypatch):
     params["brain"].update(
         hcp_root=str(tmp_path / "hcp"), brats_root=str(tmp_path / "brats"), val_fraction=0.25, methods=sorted(REGISTRY)
     )
-    params["run"].update(methods=sorted(REGISTRY))
+    # the image datasets' figure class need not be a brain class (the brain data has one): its figures show class 0
+    params["run"].update(methods=sorted(REGISTRY), classes=[1])
+    params["report"]["figure_class"] = 1
     params["executor"] = {"kind": "serial"}
     for method, section in smoke.items():
         params["methods"][method] = {**params["methods"].get(method, {}), **section}
@@ -60,6 +62,8 @@ def test_every_method_runs_on_the_brain_data_to_slice_wise_results_and_figures(b
     ran = {m for m, r in metrics.items() if "auroc" in r}
     assert ran == set(REGISTRY) - {"kde_alexnet", "ocsvm_alexnet"} | {"slice_size_reference"}
     assert all(0 <= metrics[m]["auroc"] <= 1 and {"auroc_HGG", "auroc_LGG"} <= set(metrics[m]) for m in ran)
+    # flagged at alpha from the healthy validation subjects' p-values, per grade too
+    assert {"far_at_alpha", "detection_at_alpha_HGG", "detection_at_alpha_LGG"} <= set(metrics["adae"])
     results = (root / "reports/brain/results.md").read_text()
     assert "0.892" in results and "kde_alexnet" in results
     figures = root / "reports/figures/brain_healthy_to_tumour"

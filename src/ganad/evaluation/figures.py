@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from ganad.data.images import ImageSet
+from ganad.data.protocols import BRAIN_DATASET
 from ganad.engine.jobs import load_model
 from ganad.evaluation.metrics import mean_roc
 from ganad.methods import method_class
@@ -251,7 +252,8 @@ def write_figures(params, dataset: str, protocol: str, out_dir: Path) -> list[Pa
     tables = {m: table[table["seed"] == seed] for m, table in tables.items()}
     names = layout.prepared_meta(dataset)["classes"]
     classes = sorted(tables[main]["class"].unique().tolist())
-    figure_class = params.report.figure_class
+    # report.figure_class names a class of the image datasets; the brain data has one class (normal), always shown
+    figure_class = classes[0] if dataset == BRAIN_DATASET else params.report.figure_class
     if figure_class not in classes:
         raise ValueError(
             f"report.figure_class = {figure_class} is not one of {dataset}'s classes run ({classes}); "
