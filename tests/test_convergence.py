@@ -173,12 +173,14 @@ def test_the_paper_budget_is_its_epochs_on_the_runs_splits_not_the_runs_min_step
             1: {"train": idx(1280), "val": idx(10), "test": idx(20)},
         },
     )
-    for method, config in {"dcae": {"epochs": 1, "min_steps": 500, "batch_size": 64}, "kde": {}}.items():
+    dcae = {"epochs": 1, "min_steps": 500, "batch_size": 64, "budget_scale": 0.01}  # a scaled run's settings
+    for method, config in {"dcae": dcae, "kde": {}}.items():
         path = layout.method_config("mnist", method)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config))
     paper = {"dcae": {"epochs": 3, "batch_size": 32}}
-    # 3 epochs of 640/32 = 20 and 1280/32 = 40 steps: 60 and 120, mean 90; the run's min_steps 500 is not the paper's
+    # 3 epochs of 640/32 = 20 and 1280/32 = 40 steps: 60 and 120, mean 90; the run's min_steps 500 and budget_scale
+    # 0.01 are not the paper's
     assert paper_budgets("mnist", "one_class_normal", ["dcae", "kde"], paper) == {"dcae": 90.0}
     # a key the profile leaves out is the method's default (batch 64), and a method it does not name trains its
     # default epochs

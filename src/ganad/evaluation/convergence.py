@@ -305,8 +305,8 @@ def run_budgets(dataset: str, protocol: str, methods: list[str]) -> tuple[dict[t
 
 
 # the paper profile's budget keys (conf/profile/paper.yaml): its epochs at its batch size; a key it leaves out
-# is the method's default, not this run's (a run's min_steps is a budget of its own, not the paper's)
-PAPER_BUDGET_KEYS = ("epochs", "batch_size", "min_steps", "min_steps_by_protocol")
+# is the method's default, not this run's (a run's min_steps or budget_scale is a budget of its own, not the paper's)
+PAPER_BUDGET_KEYS = ("epochs", "batch_size", "min_steps", "min_steps_by_protocol", "budget_scale")
 
 
 def paper_budgets(dataset: str, protocol: str, methods: list[str], paper_profile: dict) -> dict[str, float]:

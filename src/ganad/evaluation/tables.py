@@ -215,7 +215,7 @@ def headline_table(
         if paper_updates is not None and method in paper_updates:
             ours = (run_updates or {}).get(method)
             row["paper's updates (ours as a share)"] = f"{paper_updates[method]:,.0f}" + (
-                f" ({ours / paper_updates[method]:.0%})" if ours and paper_updates[method] else ""
+                f" ({100 * ours / paper_updates[method]:.2g} %)" if ours and paper_updates[method] else ""
             )
         if method in compared.index:
             c = compared.loc[method]
