@@ -11,7 +11,7 @@ from ganad.runtime import layout
 from ganad.runtime.score_files import read_selected
 from ganad.runtime.stage import run
 
-PAPER_PROFILE = Path("conf/profile/paper.yaml")
+PAPER_PROFILE, BASE_CONFIG = Path("conf/profile/paper.yaml"), Path("conf/config.yaml")
 
 
 @click.command()
@@ -29,11 +29,14 @@ def main() -> None:
                 dataset, protocol, detail, unavailable, names, params.all_methods(), layout.tables(), selections
             )
             click.echo(f"{dataset} {protocol}: {len(table)} rows")
-    # the paper profile's budgets beside this run's, where the profile is there
-    # (a workspace of one's own may lack conf/)
-    paper_profile = (
-        (yaml.safe_load(PAPER_PROFILE.read_text()) or {}).get("methods", {}) if PAPER_PROFILE.is_file() else {}
-    )
+
+    # the paper profile's budgets beside this run's, where the profile is there (a workspace of one's own may lack
+    # conf/): each method's section as `-S profile=paper` composes it, conf/config.yaml's under the profile's
+    def methods_of(path: Path) -> dict:
+        return (yaml.safe_load(path.read_text()) or {}).get("methods", {}) or {} if path.is_file() else {}
+
+    base, paper = methods_of(BASE_CONFIG), methods_of(PAPER_PROFILE)
+    paper_profile = {m: {**(base.get(m) or {}), **(paper.get(m) or {})} for m in paper}
     studies = params.report.convergence_study or []
     studies = [Path(studies)] if isinstance(studies, str) else [Path(s) for s in studies]
     write_results_page(params, layout.results_page(), paper_profile, studies=studies)
