@@ -31,8 +31,9 @@ import torch
 
 from ganad.config.params import Params, load_params
 from ganad.data.images import ImageSet
-from ganad.data.protocols import AUDIT_PROTOCOLS, make_splits
+from ganad.data.protocols import AUDIT_PROTOCOLS, make_splits, rebuild_prepared
 from ganad.errors import ParamsError
+from ganad.files import load_npy
 from ganad.methods import method_class
 from ganad.methods.common.training import NeuralMethod, torch_threads
 from ganad.runtime import layout
@@ -88,21 +89,10 @@ def estimate(params: Params, dataset: str, probe_steps: int = PROBE_STEPS) -> pd
     images per job, seconds per image, the training and scoring hours (summed over jobs), the wall hours at the
     jobs that run at once, and the disk its models and checkpoints take."""
     meta = layout.prepared_meta(dataset)
-    labels = np.load(layout.prepared(dataset) / "labels.npy", mmap_mode="r")
+    labels = np.asarray(load_npy(layout.prepared(dataset) / "labels.npy", rebuild_prepared(dataset)))
     classes = params.classes_of(dataset, meta["classes"])
-    s = params.split
-    splits = {
-        protocol: make_splits(
-            protocol,
-            np.asarray(labels),
-            meta["n_train"],
-            classes,
-            params.seed,
-            train_fraction=s.train_fraction,
-            val_fraction=s.val_fraction,
-            test_size=s.test_size,
-            test_max=s.test_max,
-        )
+    splits = {  # drawn as the split stage draws them
+        protocol: make_splits(protocol, labels, meta["n_train"], classes, params.seed, **params.split.model_dump())
         for protocol in [*params.protocols, *params.audit_protocols]
     }
     device = resolve_device(params.device)
