@@ -38,11 +38,13 @@ SCORES = "data/scores/mnist/one_class_normal/dcae.csv"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """Fetched, split, prepared, configured, trained and scored once; every case works on a copy."""
+    """Fetched, split, prepared, configured, trained, scored, evaluated and reported once; every case works on a
+    copy."""
     folder = tmp_path_factory.mktemp("prepared")
     make_tiny_mnist(300, 100).save(folder / "tiny.npz")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["run"].update(classes=[0, 3], methods=["dcae"], seeds=[0], audit_protocols=[])
+    params["run"]["protocols"] = ["one_class_normal"]
     params["executor"] = {"kind": "serial", "threads": 1}
     params["brain"]["methods"] = ["dcae"]
     params["data"]["mnist"] = {"source": "npz", "npz_path": "tiny.npz", "download": False}
@@ -57,6 +59,8 @@ def prepared(tmp_path_factory):
             ("preprocess", "--dataset", "mnist"),
             ("configure", "--dataset", "mnist"),
             ("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae"),
+            ("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal"),
+            ("report",),
         ]:
             result = CliRunner().invoke(stage(name), args, catch_exceptions=False)
             assert result.exit_code == 0, result.output
@@ -232,9 +236,12 @@ CONFIGURE = ("configure", "--dataset", "mnist")
 TRAIN = ("train_score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
 SCORE = ("score", "--dataset", "mnist", "--protocol", "one_class_normal", "--method", "dcae")
 EVALUATE = ("evaluate", "--dataset", "mnist", "--protocol", "one_class_normal")
+REPORT = ("report",)
 SPLITS = "data/splits/mnist/one_class_normal.npz"
 PREPARED = "data/prepared/mnist"
 METHOD_CONFIG = "data/config/mnist/dcae.json"
+METRICS = "reports/metrics/mnist_one_class_normal.json"
+CLASS_METRICS = "reports/metrics/classes/mnist_one_class_normal.csv"
 
 CASES = [
     # params.yaml itself
@@ -618,6 +625,24 @@ CASES = [
         EVALUATE,
         r"dcae.csv' (is not a readable CSV|has columns|: column)",
     ),
+    (
+        "headline metrics missing, for report",
+        remove(METRICS),
+        REPORT,
+        r"one_class_normal.json' not found; rebuild it with `dvc repro -f -s evaluate@mnist-one_class_normal`",
+    ),
+    (
+        "headline metrics a list",
+        write(METRICS, b"[1, 2]\n"),
+        REPORT,
+        r"one_class_normal.json' is not a JSON object; rebuild it with `dvc repro -f -s evaluate@mnist",
+    ),
+    (
+        "class metrics cut inside a quote",
+        write(CLASS_METRICS, lambda p: p.read_bytes()[:40] + b'"dcae'),
+        REPORT,
+        r"classes/mnist_one_class_normal.csv' (is not a readable CSV table|has columns).*`dvc repro -f -s evaluate@",
+    ),
     # --- training that diverges ------------------------------------------------------------------
     (
         "validation score NaN",
@@ -662,8 +687,11 @@ def test_bad_input_stops_with_one_message(prepared, tmp_path, monkeypatch, name,
     assert not [p for p in folder.rglob("*") if ".tmp-" in p.name], f"{name}: a temporary file was left"
 
 
-def test_there_are_at_least_a_hundred_cases():
+def test_there_are_at_least_a_hundred_cases_and_the_docs_count_them():
     assert len(CASES) >= 100
+    rows = re.findall(r"^\| ([^|*]+?) \| (\d+) \|", (ROOT / "docs/bad_input.md").read_text(), re.MULTILINE)
+    total = re.search(r"^\| \*\*total\*\* \| \*\*(\d+)\*\* \|", (ROOT / "docs/bad_input.md").read_text(), re.M)
+    assert sum(int(n) for _, n in rows) == int(total.group(1)) == len(CASES), rows
 
 
 def test_a_stage_prints_the_message_alone_and_exits_with_status_2(prepared, tmp_path):
@@ -684,6 +712,11 @@ WRITERS = {
     "fetch": (FETCH, ["data/raw/mnist.npz"], 100_000),
     "split": (SPLIT, [SPLITS], 1_000),
     "preprocess": (PREPROCESS, [f"{PREPARED}/images.npy", f"{PREPARED}/labels.npy", f"{PREPARED}/meta.json"], 100_000),
+    # configure writes only the files whose content changes: a new learning rate makes it write
+    "configure": (CONFIGURE, [METHOD_CONFIG], 100, param("methods", "dcae", "lr", value=0.001)),
+    "train_score": (TRAIN, [MODEL, SCORES, "reports/curves/mnist_one_class_normal_dcae.csv"], 1_000),
+    "evaluate": (EVALUATE, [CLASS_METRICS, METRICS], 100),
+    "report": (REPORT, ["reports/results.md", "reports/tables/mnist_one_class_normal.csv"], 1_000),
 }
 # a stage run with a file-size limit: `killed` restores SIGXFSZ's default (Python ignores it), so the process dies
 # at the write that crosses the limit, as with a kill; otherwise the write fails as on a full disk
@@ -698,9 +731,11 @@ LIMITED = (
 @pytest.mark.parametrize("how", ["killed", "disk full"])
 @pytest.mark.parametrize("kind", sorted(WRITERS))
 def test_a_stage_stopped_while_writing_leaves_its_previous_outputs(prepared, tmp_path, kind, how):
-    command, outputs, limit = WRITERS[kind]
+    command, outputs, limit, *change = WRITERS[kind]
     folder = tmp_path / "w"
     shutil.copytree(prepared, folder)
+    for apply in change:
+        apply(folder)
     before = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in outputs}
     assert all((folder / name).stat().st_size > limit for name in outputs[:1])  # the first output crosses it
     script = str(ROOT / f"stages/{command[0]}.py")
@@ -720,10 +755,11 @@ def test_a_stage_stopped_while_writing_leaves_its_previous_outputs(prepared, tmp
         assert not [p for p in folder.rglob("*") if ".tmp-" in p.name]
     after = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in outputs}
     assert after == before, f"{kind} {how}: its previous outputs changed"
-    # run again without the limit: the same files, and nothing left of the stopped run
+    # run again without the limit: the same files (new ones where params changed), nothing left of the stopped run
     rerun = subprocess.run([sys.executable, script, *command[1:]], cwd=folder, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in outputs} == before
+    again = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in outputs}
+    assert (again != before) if change else (again == before)
     assert not [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
 

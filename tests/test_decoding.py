@@ -1,7 +1,8 @@
 """Images decoded as what they are (`ganad.data.folders`): 16-bit pixels scaled by their depth, float pixels in
-[0, 1] scaled, a TIFF stack's first frame; what cannot be mapped to 8 bits without saturating (floats outside
-[0, 1], 32-bit integers beyond 255), GIFs, and images whose header declares more pixels than Pillow's
-decompression-bomb limit are listed with their reason in the one warning, never silently saturated or dropped."""
+[0, 1] scaled, a TIFF stack's first frame, a photo turned upright by its EXIF orientation; what cannot be mapped
+to 8 bits without saturating (floats outside [0, 1], 32-bit integers beyond 255), GIFs, and images whose header
+declares more pixels than Pillow's decompression-bomb limit are listed with their reason in the one warning, never
+silently saturated or dropped."""
 
 import re
 
@@ -89,3 +90,20 @@ def test_decompression_bombs_are_refused_by_their_header(tmp_path, monkeypatch):
     assert kept == [] and "decompression bomb" in skipped[0][1].lower() and not decoded
     with pytest.warns(UserWarning, match="could not be decoded"):
         warn_skipped(skipped, tmp_path)
+
+
+def test_an_exif_orientation_tag_turns_the_photo_upright(tmp_path):
+    # stored sideways (8 wide, 4 high, bright on the left) with tag 6: a viewer turns it 90 degrees clockwise,
+    # showing 4 wide and 8 high with the bright half on top
+    stored = np.zeros((4, 8), np.uint8)
+    stored[:, :4] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to view
+    tagged = save(tmp_path / "tagged.jpg", stored, exif=exif, quality=100)
+    plain = save(tmp_path / "plain.jpg", stored, quality=100)
+    (upright, sideways), kept, skipped = read_images([tagged, plain], size=4)
+    assert kept == [0, 1] and not skipped
+    # the centre square of the upright image (rows 2..5 of 8) is half bright on top, half dark below
+    assert upright[:2].mean() > 200 and upright[2:].mean() < 50
+    # without the tag the centre square (columns 2..5) is bright on the left, dark on the right
+    assert sideways[:, :2].mean() > 200 and sideways[:, 2:].mean() < 50

@@ -83,8 +83,9 @@ def _eight_bit(img):
 def _decode(path: Path, size: int, grey: bool | None):
     """(array, is_grey) of one image, or raise any Pillow/OS error or NotDecoded. The size its header declares
     is checked against Pillow's decompression-bomb limit before any pixel is decoded; a multi-frame image
-    (a TIFF stack) gives its first frame; a GIF is not read."""
-    from PIL import Image
+    (a TIFF stack) gives its first frame; a GIF is not read; an EXIF orientation tag (a phone or camera held
+    sideways) is applied, so the image is upright as a viewer shows it."""
+    from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused, not only warned about
@@ -99,6 +100,8 @@ def _decode(path: Path, size: int, grey: bool | None):
         if img.format == "GIF":
             raise NotDecoded("GIF images (palette, often animated) are not read; convert it to PNG")
         img.load()
+        img = ImageOps.exif_transpose(img)  # a no-op without an orientation tag
+        w, h = img.size
         is_grey = img.mode in GREY_MODES
         img = _eight_bit(img)
         img = img.convert("L" if (is_grey if grey is None else grey) else "RGB")

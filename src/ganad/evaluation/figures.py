@@ -27,6 +27,7 @@ from ganad.data.images import ImageSet
 from ganad.data.protocols import BRAIN_DATASET
 from ganad.engine.jobs import load_model
 from ganad.evaluation.metrics import mean_roc
+from ganad.files import atomic_write
 from ganad.methods import method_class
 from ganad.runtime import layout
 from ganad.runtime.score_files import read_scores
@@ -59,9 +60,9 @@ def _image(value, what: str) -> np.ndarray:
 
 def _save(fig: Figure, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=fig.dpi)
+    with atomic_write(path) as handle:  # never a half-drawn PNG where a figure was
+        fig.savefig(handle, format="png", dpi=fig.dpi)
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ganad.errors import DataError
 from ganad.evaluation import papers as paper
 from ganad.evaluation.convergence import (
     UNDER_TRAINED,
@@ -24,7 +25,8 @@ from ganad.evaluation.convergence import (
     run_budgets,
 )
 from ganad.evaluation.floors import FLOORS, floor_verdicts, mean_interval
-from ganad.evaluation.metrics import OPERATING_COLUMNS, paired_comparisons, seed_summary
+from ganad.evaluation.metrics import DETAIL_COLUMNS, OPERATING_COLUMNS, paired_comparisons, seed_summary
+from ganad.files import read_csv, read_json, write_text
 
 NOT_RUN = "not yet run"
 
@@ -139,7 +141,7 @@ def write_tables(
     table = auroc_table(dataset, protocol, detail, unavailable, classes, names, methods)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{dataset}_{protocol}"
-    table.to_csv(stem.with_suffix(".csv"))
+    write_text(stem.with_suffix(".csv"), table.to_csv())
     what = "anomalous class" if protocol == "leave_one_class_out" else "normal class"
     seeds = int(detail["seed"].nunique()) if len(detail) else 0
     source = (
@@ -160,7 +162,7 @@ def write_tables(
         for m, c in (selections or {}).items()
         if c
     )
-    stem.with_suffix(".md").write_text(header + markdown_table(table) + ("\n" + notes if notes else ""))
+    write_text(stem.with_suffix(".md"), header + markdown_table(table) + ("\n" + notes if notes else ""))
     return table
 
 
@@ -303,13 +305,15 @@ def class_intervals(detail: pd.DataFrame, method: str, names: list[str]) -> pd.D
 
 def read_detail(dataset: str, protocol: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The evaluate stage's per-(method, seed, class) table, and the methods that could not run, with why."""
-    import json
-
     from ganad.runtime import layout
 
-    headline = json.loads(layout.metrics(dataset, protocol).read_text())
+    stage = "leak_evaluate" if protocol.endswith("_leaky") else "evaluate"
+    rebuild = f"dvc repro -f -s {stage}@{dataset}-{protocol}"
+    headline = read_json(layout.metrics(dataset, protocol), rebuild)
+    if not isinstance(headline, dict):
+        raise DataError(f"'{layout.metrics(dataset, protocol)}' is not a JSON object; rebuild it with `{rebuild}`")
     unavailable = {m: v["unavailable"] for m, v in headline.items() if isinstance(v, dict) and "unavailable" in v}
-    return pd.read_csv(layout.class_metrics(dataset, protocol)), unavailable
+    return read_csv(layout.class_metrics(dataset, protocol), rebuild, columns=DETAIL_COLUMNS), unavailable
 
 
 def split_leak(dataset: str, protocol: str) -> float:
@@ -487,6 +491,5 @@ def write_results_page(
     lines.append("## What differs from the papers, and why\n")
     lines.append(DIFFERENCES)
     text = "\n".join(lines)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_text(out, text)
     return text
