@@ -103,3 +103,25 @@ def test_the_kept_outputs_are_those_of_the_stages_the_pipeline_defines(tmp_path)
         Path("reports/results.md"),
         Path("reports/tables"),
     ]
+
+
+def test_links_to_what_is_not_kept_are_rewritten_to_reach_it_from_the_kept_folder(tmp_path):
+    finished_run(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/decisions.md").write_text("# decisions\n")
+    (tmp_path / "reports/convergence/mnist").mkdir(parents=True)
+    (tmp_path / "reports/convergence/mnist/README.md").write_text("# study\n")
+    (tmp_path / "reports/results.md").write_text(
+        "[d](../docs/decisions.md#guarantee) [s](convergence/mnist/README.md) [t](tables/mnist_one_class_normal.md)"
+        " [w](https://example.org/x.md) [gone](../docs/absent.md) [a](#mnist)\n"
+    )
+    (tmp_path / "reports/tables/mnist_one_class_normal.md").write_text("[up](../../docs/decisions.md)\n")
+    dest = keep("mnist_full", "cmd", tmp_path, stale=[], outputs=OUTPUTS)
+    page = (dest / "results.md").read_text()
+    assert page == (
+        "[d](../../../docs/decisions.md#guarantee) [s](../../convergence/mnist/README.md) "
+        "[t](tables/mnist_one_class_normal.md) [w](https://example.org/x.md) [gone](../docs/absent.md) [a](#mnist)\n"
+    )
+    assert (dest / "tables/mnist_one_class_normal.md").read_text() == "[up](../../../../docs/decisions.md)\n"
+    for link in ("../../../docs/decisions.md", "../../convergence/mnist/README.md"):
+        assert (dest / link).resolve().is_file()

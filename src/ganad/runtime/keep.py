@@ -15,6 +15,7 @@ the params and code say.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import shutil
 import subprocess
@@ -95,6 +96,8 @@ def _fill(root: Path, tmp: Path, name: str, command: str, notes, outputs) -> Non
         elif source.is_file():
             shutil.copy2(source, target)
     shutil.copy2(root / "params.yaml", tmp / "params.yaml")
+    for page in tmp.rglob("*.md"):  # links to what is not kept (docs/, the convergence studies) now point there
+        relink(page, tmp, root / "reports", runs_dir(root) / name)
     about = "".join(f"- {note}\n" for note in notes)
     if about:  # the page a reader opens first says them too, under its title
         title, _, rest = (tmp / "results.md").read_text().partition("\n")
@@ -114,6 +117,30 @@ def _fill(root: Path, tmp: Path, name: str, command: str, notes, outputs) -> Non
         "[results.md](results.md) is its results page (its links point into this folder).\n"
         + (f"\n## About this run\n\n{about}" if about else "")
     )
+
+
+LINK = re.compile(r"\]\((?!https?:|mailto:|#|/)([^)#\s]+)(#[^)\s]*)?\)")  # a relative markdown link
+
+
+def relink(page: Path, tmp: Path, reports: Path, dest: Path) -> None:
+    """Rewrite `page`'s relative links whose target is not in the kept copy (`tmp`) to reach the target where
+    it lies in the repository, from the page's final place under `dest`: the results page links to docs/ and
+    to reports/convergence/ from reports/, one level above a kept run's two."""
+    where = page.parent.relative_to(tmp)
+
+    def target(match: re.Match) -> str:
+        link, anchor = match.group(1), match.group(2) or ""
+        if (page.parent / link).exists():
+            return match.group(0)
+        source = Path(os.path.normpath(reports / where / link))
+        if not source.exists():
+            return match.group(0)
+        return f"]({os.path.relpath(source, dest / where)}{anchor})"
+
+    text = page.read_text()
+    relinked = LINK.sub(target, text)
+    if relinked != text:
+        page.write_text(relinked)
 
 
 @click.command()
