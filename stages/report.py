@@ -37,9 +37,7 @@ def main() -> None:
 
     base, paper = methods_of(BASE_CONFIG), methods_of(PAPER_PROFILE)
     paper_profile = {m: {**(base.get(m) or {}), **(paper.get(m) or {})} for m in paper}
-    studies = params.report.convergence_study or []
-    studies = [Path(studies)] if isinstance(studies, str) else [Path(s) for s in studies]
-    write_results_page(params, layout.results_page(), paper_profile, studies=studies)
+    write_results_page(params, layout.results_page(), paper_profile, studies=params.report.studies)
     click.echo(f"wrote {layout.results_page()}")
 
 

@@ -23,18 +23,8 @@ def main(dataset: str, protocol: str) -> None:
     params.require(dataset=dataset, protocol=protocol, brain=False)
     raw = load_npz(dataset, layout.raw(dataset), f"dvc repro -f -s fetch@{dataset}")
     labels = np.concatenate([raw.y_train, raw.y_test])
-    s = params.split
-    splits = make_splits(
-        protocol,
-        labels,
-        len(raw.y_train),
-        params.classes_of(dataset, raw.classes),
-        params.seed,
-        train_fraction=s.train_fraction,
-        val_fraction=s.val_fraction,
-        test_size=s.test_size,
-        test_max=s.test_max,
-    )
+    classes = params.classes_of(dataset, raw.classes)
+    splits = make_splits(protocol, labels, len(raw.y_train), classes, params.seed, **params.split.model_dump())
     check_splits(splits, protocol, labels, dataset, raw.classes)
     save_splits(layout.splits(dataset, protocol), splits)
     for cls, parts in splits.items():

@@ -169,6 +169,12 @@ class ReportParams(Section):
         default_factory=lambda: ["reports/convergence/embedded_mnist_adae_began", "reports/convergence/embedded_mnist"]
     )
 
+    @property
+    def studies(self) -> list[Path]:
+        """`convergence_study` as a list of folders, in order (empty for none)."""
+        study = self.convergence_study or []
+        return [Path(study)] if isinstance(study, str) else [Path(s) for s in study]
+
 
 class RunParams(Section):
     """run: what the pipeline runs."""
