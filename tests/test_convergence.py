@@ -127,6 +127,31 @@ def test_a_budget_short_of_90_percent_of_the_plateau_is_marked_under_trained(tmp
     assert budget_verdicts(None, "embedded:mnist", {"dcae": config}, {key: 120})[key].endswith("no convergence study")
 
 
+def test_a_curve_still_rising_at_its_cap_or_peaking_gives_no_share_of_a_plateau(tmp_path):
+    config = {"width": 16, "lr": 0.001, "min_steps": 50, "epochs": 1, "threads": 0}
+    study = study_folder(tmp_path, study_settings(config))
+    key = ("dcae", "one_class_normal")
+    rising = [(100, 0.5), (200, 0.5), (300, 0.5), (400, 0.52), (500, 0.56)]  # the mean of its last 3: 0.527
+    peaking = [(100, 0.5), (200, 0.9), (300, 0.7), (400, 0.7), (500, 0.7)]  # 0.9 is twice the plateau's gain
+    for points, budget, expected in [
+        (
+            rising,
+            600,
+            "600 updates; the study's curve still rose at its last evaluation (500: 0.560, above the "
+            "mean of its last 3, 0.527): no plateau found to take a share of",
+        ),
+        (peaking, 250, "250 updates, 200 % of the plateau (0.700): the study's curve peaked near here and fell back"),
+    ]:
+        rows = [("dcae", "one_class_normal", c, 0, u, 1.0, 0.1, a) for c in (0, 1) for u, a in points]
+        columns = ["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"]
+        pd.DataFrame(rows, columns=columns).to_csv(study / "curves.csv", index=False)
+        assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: budget})[key] == expected
+    # a budget read a little above its plateau (noise) keeps its share
+    assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 450})[key].startswith(
+        "450 updates, 100 % of the plateau (0.700)"
+    )
+
+
 def test_a_plateau_that_does_not_clear_the_study_floor_is_said_so_beside_the_budget(tmp_path):
     config = {"width": 16, "lr": 0.001, "min_steps": 50, "epochs": 1, "threads": 0}
     study = study_folder(tmp_path, study_settings(config))  # both classes plateau at 0.9

@@ -187,6 +187,9 @@ RUN_ONLY_KEYS = frozenset(
     }
 )
 UNDER_TRAINED = 0.9  # a budget below this share of the plateau's gain is marked under-trained
+# a budget read above this share of the plateau's gain: the tail of the curve is not flat there, so the "plateau"
+# (its last evaluations' mean) is no plateau to take a share of
+ABOVE_PLATEAU = 1.2
 
 
 def study_settings(config: dict) -> dict:
@@ -224,6 +227,19 @@ def budget_verdict(curves: pd.DataFrame, budget: float, tail: int = 3, floor: fl
         elif fraction < 0:
             side = f"on the other side of chance from the plateau ({plateau:.3f})"
             text = f"under-trained: {budget:.0f} updates, {side}; {reach}"
+        elif fraction > ABOVE_PLATEAU:
+            value = 0.5 + fraction * (plateau - 0.5)  # the curve where the budget reads it
+            if budget >= last:
+                text = (
+                    f"{budget:.0f} updates; the study's curve still rose at its last evaluation ({last}: "
+                    f"{value:.3f}, above the mean of its last {tail}, {plateau:.3f}): no plateau found to take a "
+                    "share of"
+                )
+            else:
+                text = (
+                    f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f}): the study's "
+                    "curve peaked near here and fell back"
+                )
         else:
             share = f"{budget:.0f} updates, {fraction * 100:.0f} % of the plateau ({plateau:.3f})"
             beyond = f" (the study stopped at {last})" if budget > last else ""
