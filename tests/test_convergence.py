@@ -146,6 +146,12 @@ def test_a_curve_still_rising_at_its_cap_or_peaking_gives_no_share_of_a_plateau(
         columns = ["method", "protocol", "class", "epoch", "updates", "cpu_s", "val_score", "study_auroc"]
         pd.DataFrame(rows, columns=columns).to_csv(study / "curves.csv", index=False)
         assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: budget})[key] == expected
+    # a study of fewer classes than the run's says which it ran
+    partial = budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 450}, classes=[0, 1, 2])[key]
+    assert partial.endswith("; the study ran classes 0, 1 of the run's 3")
+    assert (
+        "the study ran" not in budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 450}, classes=[1])[key]
+    )
     # a budget read a little above its plateau (noise) keeps its share
     assert budget_verdicts(study, "embedded:mnist", {"dcae": config}, {key: 450})[key].startswith(
         "450 updates, 100 % of the plateau (0.700)"

@@ -261,12 +261,18 @@ def read_study(folder) -> tuple[dict, pd.DataFrame, pd.DataFrame | None] | None:
 
 
 def budget_verdicts(
-    studies, data: str, configs: dict[str, dict], budgets: dict[tuple[str, str], float], tail: int = 3
+    studies,
+    data: str,
+    configs: dict[str, dict],
+    budgets: dict[tuple[str, str], float],
+    tail: int = 3,
+    classes: list[int] | None = None,
 ) -> dict[tuple[str, str], str]:
     """Per (method, protocol) of a run's `budgets` (updates, the mean over its classes), a sentence placing
     it on the curve of the first of `studies` (one folder or a list of them, in order) that ran it on the same
     data (`data`, as `data_identity` gives it) at the same settings; where none did, why the first study
-    cannot tell: other data, other settings, a method or protocol it did not run."""
+    cannot tell: other data, other settings, a method or protocol it did not run. With the run's `classes`, a
+    study that ran fewer of them says which: its class-mean curve speaks for those alone."""
     folders = [studies] if isinstance(studies, (str, Path)) else list(studies or [])
     found = [study for study in map(read_study, folders) if study is not None]
     out = {}
@@ -284,7 +290,12 @@ def budget_verdicts(
                 reasons.append("the study ran other settings")
             else:
                 floor = study_floor(floors, method, protocol, group["class"].unique())
-                out[method, protocol] = budget_verdict(group, budget, tail, floor)["text"]
+                text = budget_verdict(group, budget, tail, floor)["text"]
+                ran = sorted({int(c) for c in group["class"].unique()})
+                if classes is not None and set(classes) - set(ran):
+                    shown = ", ".join(str(c) for c in ran)
+                    text += f"; the study ran class{'es' if len(ran) > 1 else ''} {shown} of the run's {len(classes)}"
+                out[method, protocol] = text
                 break
         else:
             out[method, protocol] = f"{budget:.0f} updates; {reasons[0] if reasons else 'no convergence study'}"

@@ -406,7 +406,7 @@ def write_results_page(
 ) -> str:
     """reports/results.md: per dataset and protocol the headline with uncertainty, the comparisons, the main
     model's per-class intervals, the figures; the leak audit per dataset; budgets; what differs from the papers."""
-    from ganad.data.protocols import AUDIT_PROTOCOLS
+    from ganad.data.protocols import AUDIT_PROTOCOLS, split_classes
     from ganad.runtime import layout
 
     root = out.parent
@@ -449,7 +449,9 @@ def write_results_page(
             run, configs = run_budgets(dataset, protocol, params.all_methods())
             source = params.data[dataset]
             data = data_identity(source.source, dataset, getattr(source, "npz_path", None))
-            budgets = {m: text for (m, _), text in budget_verdicts(studies, data, configs, run).items()}
+            classes = split_classes(layout.splits(dataset, protocol))
+            verdicts = budget_verdicts(studies, data, configs, run, classes=classes)
+            budgets = {m: text for (m, _), text in verdicts.items()}
             theirs = paper_budgets(dataset, protocol, params.all_methods(), paper_profile) if paper_profile else None
             ours = {m: updates for (m, _), updates in run.items()}
             table = headline_table(dataset, protocol, detail, unavailable, main, budgets, theirs, ours)
