@@ -7,6 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ganad.data.images import ImageSet
 from ganad.data.sources import RawDataset
@@ -166,3 +167,33 @@ def brats_case(folder, seed=0, keys=BRATS_2017, sep="_", ext=".nii.gz", seg=None
 def hcp_subject(root, name, seed=0, modalities=("T1w", "T2w")):
     for modality in modalities:
         save(root / name / "T1w" / f"{modality}_acpc_dc_restore_brain.nii.gz", head(seed + 100), HCP_AFFINE)
+
+
+def make_workspace(path: Path) -> Path:
+    """A scratch folder with the repository's params.yaml cut to the tiny MNIST archive, classes 0 and 3, dcae
+    alone (width 8, 2 epochs), serial jobs: the stage scripts run in it (`invoke`) once it is the working folder."""
+    make_tiny_mnist().save(path / "tiny.npz")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["run"].update(classes=[0, 3], methods=["dcae"], seeds=[0], audit_protocols=[])
+    params["executor"] = {"kind": "serial"}
+    params["brain"]["methods"] = ["dcae"]
+    params["data"]["mnist"] = {"source": "npz", "npz_path": str(path / "tiny.npz"), "download": False}
+    params["model"]["method"] = "dcae"
+    params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 2, "batch_size": 32, "lr": 0.002}
+    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """`make_workspace` in tmp_path, the working folder for the test."""
+    monkeypatch.chdir(make_workspace(tmp_path))
+    return tmp_path
+
+
+def prepare_data(*protocols):
+    invoke("fetch", "--dataset", "mnist")
+    for protocol in protocols:
+        invoke("split", "--dataset", "mnist", "--protocol", protocol)
+    invoke("preprocess", "--dataset", "mnist")
+    invoke("configure", "--dataset", "mnist")

@@ -1,11 +1,12 @@
 """Keeping a finished run under a name of its own: reports/runs/<name>/, never touched by the stages."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from ganad.errors import ParamsError
-from ganad.runtime.keep import keep
+from ganad.runtime.keep import keep, kept_output
 
 
 def finished_run(root):
@@ -15,9 +16,23 @@ def finished_run(root):
     (root / "reports/tables/mnist_one_class_normal.md").write_text("| adae | 0.7 |\n")
     (root / "reports/figures/mnist_one_class_normal/roc.png").write_bytes(b"png")
     (root / "params.yaml").write_text("seed: 0\n")
+    (root / "data/config/mnist").mkdir(parents=True)
+    (root / "data/config/mnist/dcae.json").write_text('{"epochs": 2}')
 
 
-OUTPUTS = [Path("reports/results.md"), Path("reports/tables"), Path("reports/figures/mnist_one_class_normal")]
+OUTPUTS = [
+    Path("reports/results.md"),
+    Path("reports/tables"),
+    Path("reports/figures/mnist_one_class_normal"),
+    Path("data/config/mnist"),
+]
+
+
+def test_kept_outputs_are_the_reports_and_the_small_files_the_report_reads():
+    assert kept_output(Path("reports/tables")) and kept_output(Path("reports/metrics/classes/x.csv"))
+    assert not kept_output(Path("reports/runs/x")) and not kept_output(Path("reports/training/mnist"))
+    assert kept_output(Path("data/config/mnist")) and kept_output(Path("data/scores/mnist/p/dcae.selected.json"))
+    assert not kept_output(Path("data/scores/mnist/p/dcae.csv")) and not kept_output(Path("models/mnist"))
 
 
 def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(tmp_path):
@@ -31,6 +46,9 @@ def test_a_kept_run_holds_results_params_and_the_command_and_its_links_resolve(t
     assert "dvc exp run -S profile=mnist_full" in (dest / "RUN.md").read_text()
     assert (dest / "tables/mnist_one_class_normal.md").is_file()  # the page's relative link, inside the folder
     assert (dest / "figures/mnist_one_class_normal/roc.png").read_bytes() == b"png"
+    assert (dest / "data/config/mnist/dcae.json").read_text() == '{"epochs": 2}'  # as in the workspace
+    record = json.loads((dest / "kept.json").read_text())
+    assert record["name"] == "mnist_full" and record["command"] == "dvc exp run -S profile=mnist_full"
     # keeping again replaces the run as a whole: nothing of the old one lingers
     (dest / "tables/old.md").write_text("old")
     keep("mnist_full", "again", tmp_path, stale=[], notes=("pixels went through JPEG",), outputs=OUTPUTS)

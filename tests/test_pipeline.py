@@ -12,30 +12,7 @@ from ganad.evaluation.convergence import data_identity, study_settings
 from ganad.evaluation.floors import FLOORS
 from ganad.evaluation.metrics import OPERATING_COLUMNS
 
-from conftest import ROOT, invoke, stage
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch, tiny_mnist):
-    tiny_mnist.save(tmp_path / "tiny.npz")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["run"].update(classes=[0, 3], methods=["dcae"], seeds=[0], audit_protocols=[])
-    params["executor"] = {"kind": "serial"}
-    params["brain"]["methods"] = ["dcae"]
-    params["data"]["mnist"] = {"source": "npz", "npz_path": str(tmp_path / "tiny.npz"), "download": False}
-    params["model"]["method"] = "dcae"
-    params["methods"]["dcae"] = {"latent_dim": "auto", "width": 8, "epochs": 2, "batch_size": 32, "lr": 0.002}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def prepare_data(*protocols):
-    invoke("fetch", "--dataset", "mnist")
-    for protocol in protocols:
-        invoke("split", "--dataset", "mnist", "--protocol", protocol)
-    invoke("preprocess", "--dataset", "mnist")
-    invoke("configure", "--dataset", "mnist")
+from conftest import ROOT, invoke, prepare_data, stage
 
 
 def test_stages_chain_from_data_to_tables(workspace):

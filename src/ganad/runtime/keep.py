@@ -6,8 +6,12 @@ copies what the run's stages wrote under reports/ (results.md, tables, metrics, 
 curves, the brain and ranking results: the outputs of the stages dvc.yaml defines for these params,
 not files an earlier run with other datasets left there) with params.yaml into
 reports/runs/<name>/, beside a RUN.md that gives the command that rebuilds it, the commit and the
-date. No stage writes under reports/runs, so the default `dvc repro` never overwrites a kept run;
-the copies keep their relative layout, so the results page's links work inside the kept folder.
+date (and kept.json, the same for programs). The small files the report reads besides the metrics (each
+method's configured settings, data/config/, and what it chose from training data, data/scores/*.selected.json)
+are kept under data/ in the same layout, so that runs kept in parts can be joined into one page
+(`python -m ganad.evaluation.join`). No stage writes under reports/runs, so the default `dvc repro` never
+overwrites a kept run; the copies keep their relative layout, so the results page's links work inside the kept
+folder.
 It refuses a workspace whose pipeline is not up to date (`dvc status`), so what is kept is what
 the params and code say.
 """
@@ -15,6 +19,7 @@ the params and code say.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -31,6 +36,7 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder name under repor
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "reports")
 # not kept: other kept runs, and dvclive's raw per-job logs (megabytes), which reports/curves gathers
 NOT_KEPT = ("runs", "training")
+KEPT_FILE = "kept.json"  # RUN.md's facts for programs: name, commit, dirty, command, notes, date
 
 
 def runs_dir(root: Path = Path(".")) -> Path:
@@ -50,13 +56,27 @@ def stale_stages(root: Path = Path(".")) -> list[str]:
         return sorted(repo.status())
 
 
+def kept_output(path: Path) -> bool:
+    """Whether a stage output is kept: under reports/ (but other kept runs and the raw training logs), each
+    dataset's configured method settings and each method's choices from training data."""
+    if path.parts[0] == "reports":
+        return path.parts[1] not in NOT_KEPT
+    return path.parts[:2] == ("data", "config") or path.name.endswith(".selected.json")
+
+
 def report_outputs(root: Path = Path(".")) -> list[Path]:
-    """The outputs under reports/ of the stages the pipeline defines now (paths relative to `root`)."""
+    """The kept outputs (`kept_output`) of the stages the pipeline defines now (paths relative to `root`)."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
         paths = {Path(out.def_path) for stage in repo.index.stages for out in stage.outs}
-    return sorted(p for p in paths if p.parts[0] == "reports" and p.parts[1] not in NOT_KEPT)
+    return sorted(p for p in paths if kept_output(p))
+
+
+def kept_path(path: Path) -> Path:
+    """Where a kept output lies in the kept run: reports/X as X (the results page's links stay relative),
+    data/X as data/X."""
+    return path.relative_to("reports") if path.parts[0] == "reports" else path
 
 
 def keep(
@@ -89,7 +109,7 @@ def keep(
 def _fill(root: Path, tmp: Path, name: str, command: str, notes, outputs) -> None:
     """The kept run's files, into `tmp`."""
     for path in report_outputs(root) if outputs is None else outputs:
-        source, target = root / path, tmp / path.relative_to("reports")
+        source, target = root / path, tmp / kept_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, target)
@@ -109,6 +129,8 @@ def _fill(root: Path, tmp: Path, name: str, command: str, notes, outputs) -> Non
     # to the commit; anything else tracked (code, conf/, dvc.yaml) is
     changed = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in RUN_OUTPUTS))
     dirty = " (with uncommitted changes)" if changed else ""
+    record = {"name": name, "commit": commit, "dirty": bool(changed), "command": command, "notes": list(notes)}
+    (tmp / KEPT_FILE).write_text(json.dumps(record | {"date": datetime.date.today().isoformat()}, indent=1) + "\n")
     (tmp / "RUN.md").write_text(
         f"# Kept run: {name}\n\n"
         f"Rebuild it from commit `{commit}`{dirty}:\n\n```bash\n{command}\n```\n\n"
