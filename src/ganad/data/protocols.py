@@ -199,6 +199,12 @@ def rebuild_splits(path) -> str:
     return f"dvc repro -f -s {stage}@{path.parent.name}-{path.stem}"
 
 
+def rebuild_metrics(dataset: str, protocol: str) -> str:
+    """The command that writes reports/metrics/<dataset>_<protocol>.json and its per-class table again."""
+    stage = "leak_evaluate" if protocol in AUDIT_PROTOCOLS else "evaluate"
+    return f"dvc repro -f -s {stage}@{dataset}-{protocol}"
+
+
 def _read_splits(path) -> dict[str, np.ndarray]:
     arrays = load_npz(path, rebuild_splits(path))
     for key, value in arrays.items():

@@ -305,10 +305,10 @@ def class_intervals(detail: pd.DataFrame, method: str, names: list[str]) -> pd.D
 
 def read_detail(dataset: str, protocol: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The evaluate stage's per-(method, seed, class) table, and the methods that could not run, with why."""
+    from ganad.data.protocols import rebuild_metrics
     from ganad.runtime import layout
 
-    stage = "leak_evaluate" if protocol.endswith("_leaky") else "evaluate"
-    rebuild = f"dvc repro -f -s {stage}@{dataset}-{protocol}"
+    rebuild = rebuild_metrics(dataset, protocol)
     headline = read_json(layout.metrics(dataset, protocol), rebuild)
     if not isinstance(headline, dict):
         raise DataError(f"'{layout.metrics(dataset, protocol)}' is not a JSON object; rebuild it with `{rebuild}`")

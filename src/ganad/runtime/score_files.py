@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ganad.data.protocols import AUDIT_PROTOCOLS
 from ganad.errors import DataError
 from ganad.files import atomic_write, read_csv, read_json, write_text
 from ganad.runtime import layout
@@ -60,7 +61,7 @@ def rebuild_scores(path: Path) -> str:
     """The command that writes the score file data/scores/<dataset>/<protocol>/<method>.csv again."""
     path = Path(path)
     dataset, protocol, method = path.parent.parent.name, path.parent.name, path.name.split(".")[0]
-    if protocol.endswith("_leaky"):
+    if protocol in AUDIT_PROTOCOLS:
         return f"dvc repro -f -s leak_score@{dataset}-{protocol}-{method}"
     prefix = "brain_" if dataset == "brain" else ""
     return f"dvc repro -f -s {prefix}train_score@{dataset}-{protocol}-{method}"
