@@ -152,3 +152,25 @@ def test_test_max_keeps_training_and_validation_and_the_anomalous_share(mnist_la
     assert anomaly_labels(protocol, labels[cut["test"]], 3).mean() == pytest.approx(share, abs=1 / 500)
     # a test split already within the limit is kept whole
     assert np.array_equal(make_splits(protocol, labels, n_train, [3], seed=0, test_max=10**6)[3]["test"], full["test"])
+
+
+def test_each_file_names_the_stage_that_writes_it_and_the_audit_its_own():
+    """A broken file's message gives the command that rebuilds it: the leak audit's files come from its own
+    stages (leak_split, leak_score, leak_evaluate), every other protocol's from split, train_score, evaluate."""
+    from ganad.data.protocols import rebuild_metrics, rebuild_splits
+    from ganad.runtime.score_files import rebuild_scores
+
+    assert rebuild_splits("data/splits/mnist/leave_one_class_out_leaky.npz") == (
+        "dvc repro -f -s leak_split@mnist-leave_one_class_out_leaky"
+    )
+    assert rebuild_splits("data/splits/mnist/one_class_normal.npz") == "dvc repro -f -s split@mnist-one_class_normal"
+    assert rebuild_metrics("mnist", "leave_one_class_out_leaky") == (
+        "dvc repro -f -s leak_evaluate@mnist-leave_one_class_out_leaky"
+    )
+    assert rebuild_metrics("cifar10", "one_class_normal") == "dvc repro -f -s evaluate@cifar10-one_class_normal"
+    assert rebuild_scores("data/scores/mnist/leave_one_class_out_leaky/adae.csv") == (
+        "dvc repro -f -s leak_score@mnist-leave_one_class_out_leaky-adae"
+    )
+    assert rebuild_scores("data/scores/mnist/one_class_normal/adae.selected.json") == (
+        "dvc repro -f -s train_score@mnist-one_class_normal-adae"
+    )
