@@ -38,14 +38,14 @@ def run(workspace: Path, methods: list[str], main: str, **settings) -> None:
     invoke("report")
 
 
-def kept_part(workspace: Path, name: str, methods: list[str]) -> Path:
+def kept_part(workspace: Path, name: str, methods: list[str], notes=("tiny data",)) -> Path:
     """Keep the workspace's run as `name`, with what keep takes from a DVC workspace."""
     selected = [
         p.relative_to(workspace) for p in (workspace / "data/scores").rglob("*.selected.json") if p.stem[:-9] in methods
     ]
     outputs = [Path(p) for p in ("reports/results.md", "reports/tables", "reports/metrics", "reports/figures")]
     outputs += [Path("reports/curves"), Path("data/config/mnist"), *selected]
-    return keep(name, f"run.methods={methods}", workspace, stale=[], notes=("tiny data",), outputs=outputs)
+    return keep(name, f"run.methods={methods}", workspace, stale=[], notes=notes, outputs=outputs)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def runs_in_parts(workspace: Path):
     run(workspace, ["dcae", "kde"], "dcae")
     kept_part(workspace, "part_a", ["dcae", "kde"])
     run(workspace, ["iforest"], "iforest")  # configure now holds iforest's settings alone
-    kept_part(workspace, "part_b", ["iforest"])
+    kept_part(workspace, "part_b", ["iforest"], notes=("tiny data", "iforest alone"))
     return workspace, whole
 
 
@@ -78,7 +78,7 @@ def test_parts_join_into_the_tables_and_metrics_of_the_run_in_one_go(parts):
     assert page.startswith("# ganad results: joint, joined from 2 parts\n\nJoined run `joint`: 2 parts")
     assert "| [part_a](../part_a/RUN.md) | `unknown`" in page  # no git here: the commit is unknown
     assert "| dcae, kde | `run.methods=['dcae', 'kde']` |" in page and "| iforest | `run.methods=['iforest']` |" in page
-    assert "About this run:\n\n- tiny data\n" in page  # the parts' notes, once
+    assert "About this run:\n\n- tiny data\n- part_b: iforest alone\n" in page  # shared notes once, others by part
     headline = page.split("## mnist, one-class-normal")[1].split("\n\n")[1]
     for row in ("dcae", "kde", "iforest", "floor_mean_image"):
         assert f"| {row} " in headline

@@ -276,7 +276,9 @@ def write_about(out: Path, name: str, parts: list[Part], owner: dict[str, Part],
 
     rows = [row(p) for p in parts]
     table = "| part | commit | methods | command | kept |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-    notes = list(dict.fromkeys(note for p in parts for note in p.record.get("notes", [])))
+    # a note every part gives is the run's; another is its part's, and says which
+    every = set.intersection(*(set(p.record.get("notes", [])) for p in parts))
+    notes = list(dict.fromkeys(n if n in every else f"{p.name}: {n}" for p in parts for n in p.record.get("notes", [])))
     about = "".join(f"- {note}\n" for note in notes)
     title, _, rest = (out / "results.md").read_text().partition("\n")
     (out / "results.md").write_text(
