@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
 from ganad.config.executor import ExecutorParams
 from ganad.config.params import load_params
@@ -15,7 +14,7 @@ from ganad.runtime import executors
 from ganad.runtime.executors import JobFailed, map_jobs
 from ganad.schema import parse
 
-from conftest import invoke
+from conftest import invoke, prepare_data
 
 OUTPUTS = ("models", "data/scores", "reports/curves", "reports/training", "reports/metrics")
 

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import invoke, prepare_data, workspace  # noqa: F401  (the workspace fixture)
 
-from conftest import ROOT
+from conftest import ROOT, prepare_data
 
 ARGS = ["--dataset", "mnist", "--protocol", "leave_one_class_out", "--method", "dcae"]
 EPOCHS = 8

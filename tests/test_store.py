@@ -8,9 +8,10 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from test_pipeline import invoke, prepare_data, stage, workspace  # noqa: F401  (the workspace fixture)
 
 from ganad.runtime import store
+
+from conftest import invoke, prepare_data, stage
 
 
 class Payload:
