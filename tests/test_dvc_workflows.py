@@ -172,3 +172,16 @@ def test_the_committed_lock_records_only_stages_the_pipeline_defines():
         defined = {stage.name for stage in repo.index.stages}
     recorded = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
     assert recorded - defined == set(), "entries of stages dvc.yaml no longer defines: delete them from dvc.lock"
+
+
+def test_no_cached_stage_output_of_any_method_is_tracked_by_git():
+    """A cached output folder that git tracks stops `dvc repro` ('already tracked by SCM'): whatever methods
+    brain.methods or run.methods name, their training logs, models and scores must not be in git (the ranking
+    study's training log is a `cache: false` plot, in git on purpose)."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "reports/training", "models", "data"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    stray = [f for f in tracked if not f.endswith(".gitignore") and not f.startswith("reports/training/ranking/")]
+    assert stray == [], f"cached stage outputs tracked by git: {stray[:5]}; `git rm -r --cached` them"
