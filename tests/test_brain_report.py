@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ganad.studies.brain.report import PAPER_AUROC, method_metrics, patient_interval, slice_scores, write_results
+from ganad.errors import DataError
+from ganad.studies.brain.report import PAPER_AUROC, fig3, method_metrics, patient_interval, slice_scores, write_results
 
 
 def score_table(seed=0, patients=8, slices=40, shift=1.0):
@@ -90,6 +91,13 @@ def test_results_say_demo_and_mark_the_papers_missing_bars(tmp_path):
     assert "4 healthy subjects (400 slices; 300 train, 100 validation" in text and "4 HGG, 4 LGG" in text
     assert json.loads((tmp_path / "metrics.json").read_text())["adae"]["auroc"] == metrics["adae"]["auroc"]
     assert all(p.is_file() for p in paths) and (tmp_path / "fig3_auroc.png").stat().st_size > 1000
+    # a run whose brain.methods holds none of Fig. 3's methods draws the ones it ran; one with no scores at all
+    # stops with one message
+    others = {"egbad": metrics["adae"], "igmm_gan": {"unavailable": "not installed"}}
+    assert fig3(others, tmp_path / "others.png").stat().st_size > 1000
+    with pytest.raises(DataError, match="no method of brain.methods gave brain scores"):
+        fig3({"igmm_gan": {"unavailable": "not installed"}}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_the_slice_size_reference_scores_test_slices_by_their_brain_voxels():
