@@ -96,6 +96,16 @@ def test_parts_join_into_the_tables_and_metrics_of_the_run_in_one_go(parts):
     record = json.loads((dest / "kept.json").read_text())
     assert [p["methods"] for p in record["parts"]] == [["dcae", "kde"], ["iforest"]]
     assert "part_b" in (dest / "RUN.md").read_text()
+    # a part that configured a method otherwise than the joint run would (a part's main model takes
+    # model.latent_dim): refused, the joint run left as it was
+    spoiled = workspace / "reports/runs/part_s"
+    shutil.copytree(workspace / "reports/runs/part_a", spoiled)
+    config = json.loads((spoiled / "data/config/mnist/dcae.json").read_text())
+    (spoiled / "data/config/mnist/dcae.json").write_text(json.dumps({**config, "latent_dim": 99}))
+    with pytest.raises(ParamsError, match=r"part 'part_s' configured dcae with other settings.*latent_dim"):
+        join("joint", ["part_s", "part_b"], "", workspace)
+    shutil.rmtree(spoiled)
+    assert json.loads((dest / "kept.json").read_text()) == record
 
 
 def test_parts_that_are_not_one_run_are_refused_and_nothing_is_written(parts, tmp_path):

@@ -51,8 +51,16 @@ from ganad.runtime.keep import KEPT_FILE, RUN_NAME, relink, runs_dir
 from ganad.runtime.score_files import write_table
 
 # settings a part may hold on its own: which methods it ran (and trained on the brain demo), its main model (one
-# of them, as params.yaml requires; the joint run's is the first part's), where its jobs ran
-PART_KEYS = (("run", "methods"), ("brain", "methods"), ("model", "method"), ("executor",), ("methods",))
+# of them, as params.yaml requires; the joint run's is the first part's) and that model's latent size, where its
+# jobs ran; what each method was configured with is checked against the joint run's (`check_configs`)
+PART_KEYS = (
+    ("run", "methods"),
+    ("brain", "methods"),
+    ("model", "method"),
+    ("model", "latent_dim"),
+    ("executor",),
+    ("methods",),
+)
 JOINED = ("results.md", "tables", "metrics", "figures", "curves", "data", "params.yaml")  # what the joint run keeps
 
 
@@ -137,7 +145,7 @@ def joint_params(parts: list[Part], owner: dict[str, Part]) -> dict:
     first part's main model."""
     raw = copy.deepcopy(parts[-1].raw)
     raw["run"]["methods"] = list(owner)
-    raw["model"]["method"] = parts[0].params.main_method
+    raw["model"] = copy.deepcopy(parts[0].raw["model"])
     raw["methods"] = {**raw.get("methods", {}), **{m: part.raw["methods"][m] for m, part in owner.items()}}
     raw.pop("executor", None)
     return raw
@@ -175,6 +183,25 @@ def merge_metrics(parts: list[Part], owner: dict[str, Part], dataset: str, proto
     detail = pd.concat([*details, floors], ignore_index=True)
     rank = detail["method"].map({m: i for i, m in enumerate(order)})
     return headline, detail.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+
+
+def check_configs(params, owner: dict[str, Part], dataset: str) -> None:
+    """Each method was configured in its part as the joint run configures it (a part's main model takes
+    model.latent_dim: where that is not the method's own latent size, its rows are another setting's)."""
+    meta = layout.prepared_meta(dataset)
+    for method, part in owner.items():
+        path = part.folder / layout.method_config(dataset, method)
+        if not path.is_file():
+            raise ParamsError(f"'{path}' not found: {part.again}")
+        theirs = read_json(path, part.again)
+        ours = params.method_config(method, meta["channels"], meta.get("latent_dim")).model_dump()
+        diff = differences(json.loads(json.dumps(ours)), theirs)
+        if diff:
+            raise ParamsError(
+                f"part '{part.name}' configured {method} with other settings than the joint run's: {diff[0]}; "
+                f"run the part again with them (a part's main model takes model.latent_dim: give it the "
+                f"method's own, e.g. -S model.latent_dim={ours.get('latent_dim')})"
+            )
 
 
 def check_splits(dataset: str, protocol: str, floors: pd.DataFrame) -> None:
@@ -238,11 +265,12 @@ def join(name: str, part_names: list[str], command: str, root: Path = Path("."))
             (tmp / shared).parent.mkdir(parents=True, exist_ok=True)
             if (root / shared).exists():
                 (tmp / shared).symlink_to(root / shared)
-        for dataset in params.datasets:
-            for protocol in protocols:
-                methods = params.methods_for(dataset)
-                headline, detail = merge_metrics(parts, owner, dataset, protocol, methods)
-                with contextlib.chdir(tmp):
+        for dataset in params.datasets:  # the parts' own checks first, then against the workspace
+            methods = params.methods_for(dataset)
+            merged = {p: merge_metrics(parts, owner, dataset, p, methods) for p in protocols}
+            with contextlib.chdir(tmp):
+                check_configs(params, owner, dataset)
+                for protocol, (headline, detail) in merged.items():
                     check_splits(dataset, protocol, detail[detail["method"].isin(FLOORS)])
                     write_table(layout.class_metrics(dataset, protocol), detail)
                     write_json(layout.metrics(dataset, protocol), headline)
