@@ -189,8 +189,15 @@ def test_the_first_study_that_ran_a_method_at_the_run_settings_speaks_for_its_bu
     assert budget_verdicts([other, mine], "embedded:mnist", {"dcae": config}, {key: 200})[key] == (
         "200 updates, 100 % of the plateau (0.900)"
     )
-    # where none matches, the first study's reason is given; an empty list is no study
+    # where none matches, the nearest miss is given: a study of the method at other settings before one
+    # without it (whatever their order); an empty list is no study
     assert budget_verdicts([other], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("other settings")
+    (tmp_path / "vae").mkdir()
+    without = study_folder(tmp_path / "vae", study_settings(config))
+    curves = pd.read_csv(without / "curves.csv").assign(method="vae")
+    curves.to_csv(without / "curves.csv", index=False)
+    verdict = budget_verdicts([without, other], "embedded:mnist", {"dcae": config}, {key: 200})[key]
+    assert verdict == "200 updates; the study ran other settings"
     assert budget_verdicts([], "embedded:mnist", {"dcae": config}, {key: 200})[key].endswith("no convergence study")
 
 

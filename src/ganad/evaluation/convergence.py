@@ -260,6 +260,9 @@ def read_study(folder) -> tuple[dict, pd.DataFrame, pd.DataFrame | None] | None:
     return read_json(folder / STUDY_FILE, rebuild), read_csv(folder / "curves.csv", rebuild), floors
 
 
+REASON_ORDER = ("the study ran other settings", "the study ran on other data", "not in the study")
+
+
 def budget_verdicts(
     studies,
     data: str,
@@ -297,8 +300,9 @@ def budget_verdicts(
                     text += f"; the study ran class{'es' if len(ran) > 1 else ''} {shown} of the run's {len(classes)}"
                 out[method, protocol] = text
                 break
-        else:
-            out[method, protocol] = f"{budget:.0f} updates; {reasons[0] if reasons else 'no convergence study'}"
+        else:  # the nearest miss: a study that ran the method at other settings says more than one without it
+            reason = min(reasons, key=REASON_ORDER.index) if reasons else "no convergence study"
+            out[method, protocol] = f"{budget:.0f} updates; {reason}"
     return out
 
 
