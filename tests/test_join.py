@@ -58,6 +58,13 @@ def parts(tmp_path_factory):
 
 
 def runs_in_parts(workspace: Path):
+    # the archive at a relative path under data/, as a real run keeps it (data/external/): the join reads it
+    # for the budget column and must not copy it
+    (workspace / "data/external").mkdir(parents=True)
+    (workspace / "tiny.npz").rename(workspace / "data/external/tiny.npz")
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    params["data"]["mnist"]["npz_path"] = "data/external/tiny.npz"
+    (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     run(workspace, ["dcae", "kde", "iforest"], "dcae")
     reports = workspace / "reports"
     files = [*(reports / "tables").glob("*.csv"), *(reports / "metrics").rglob("*.*")]
@@ -93,6 +100,7 @@ def test_parts_join_into_the_tables_and_metrics_of_the_run_in_one_go(parts):
     for link in re.findall(r"\]\(((?:tables|metrics|figures)/[^)]+)\)", page):
         assert (dest / link).is_file(), link
     assert yaml.safe_load((dest / "params.yaml").read_text())["run"]["methods"] == ["dcae", "kde", "iforest"]
+    assert {p.name for p in (dest / "data").iterdir()} == {"config", "scores"}  # no workspace data
     record = json.loads((dest / "kept.json").read_text())
     assert [p["methods"] for p in record["parts"]] == [["dcae", "kde"], ["iforest"]]
     assert "part_b" in (dest / "RUN.md").read_text()

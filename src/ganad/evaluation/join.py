@@ -61,7 +61,8 @@ PART_KEYS = (
     ("executor",),
     ("methods",),
 )
-JOINED = ("results.md", "tables", "metrics", "figures", "curves", "data", "params.yaml")  # what the joint run keeps
+# what the joint run keeps: the report's outputs, the parts' configured settings and choices, the joint params
+JOINED = ("results.md", "tables", "metrics", "figures", "curves", "data/config", "data/scores", "params.yaml")
 
 
 class Part:
@@ -261,9 +262,12 @@ def join(name: str, part_names: list[str], command: str, root: Path = Path("."))
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         (tmp / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        for shared in ("data/prepared", "data/splits", "reports/convergence"):  # the workspace's, read only
-            (tmp / shared).parent.mkdir(parents=True, exist_ok=True)
-            if (root / shared).exists():
+        # the workspace's, read only: the prepared data, the splits, the studies, and each npz archive (the
+        # budget column compares a study's data with the run's by the archive's digest)
+        archives = [getattr(params.data[d], "npz_path", None) for d in params.datasets]
+        for shared in ("data/prepared", "data/splits", "reports/convergence", *filter(None, archives)):
+            if not Path(shared).is_absolute() and (root / shared).exists():
+                (tmp / shared).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / shared).symlink_to(root / shared)
         for dataset in params.datasets:  # the parts' own checks first, then against the workspace
             methods = params.methods_for(dataset)
@@ -282,9 +286,9 @@ def join(name: str, part_names: list[str], command: str, root: Path = Path("."))
         dest = runs_dir(root) / name
         with replace_folder(dest) as out:
             for item in JOINED:
-                source = tmp / item if item in ("params.yaml", "data") else tmp / "reports" / item
+                source = tmp / item if item.startswith(("params.yaml", "data/")) else tmp / "reports" / item
                 if source.is_dir():
-                    shutil.copytree(source, out / item, ignore=shutil.ignore_patterns("prepared", "splits"))
+                    shutil.copytree(source, out / item)
                 elif source.is_file():
                     shutil.copy2(source, out / item)
             for page in out.rglob("*.md"):
