@@ -31,7 +31,6 @@ import copy
 import datetime
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import yaml
 
 from ganad.config.params import parse_params
 from ganad.data.protocols import load_split
-from ganad.errors import ParamsError, StageError
+from ganad.errors import ParamsError
 from ganad.evaluation.floors import FLOORS
 from ganad.evaluation.metrics import DETAIL_COLUMNS
 from ganad.evaluation.report import write_report
@@ -49,6 +48,7 @@ from ganad.files import read_csv, read_json, replace_folder, write_json
 from ganad.runtime import layout
 from ganad.runtime.keep import KEPT_FILE, RUN_NAME, relink, runs_dir
 from ganad.runtime.score_files import write_table
+from ganad.runtime.stage import run
 
 # settings a part may hold on its own: which methods it ran (and trained on the brain demo), its main model (one
 # of them, as params.yaml requires; the joint run's is the first part's) and that model's latent size, where its
@@ -341,13 +341,8 @@ def write_about(out: Path, name: str, parts: list[Part], owner: dict[str, Part],
 @click.option("--command", default="", help="How the parts were run, as a reader should read it (shown in RUN.md).")
 def main(name: str, parts: tuple[str, ...], command: str) -> None:
     """Join the kept runs PARTS (reports/runs/<part>) into reports/runs/NAME."""
-    try:
-        dest = join(name, list(parts), command or f"the parts of {name}")
-    except StageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"joined in {dest}")
+    click.echo(f"joined in {join(name, list(parts), command or f'the parts of {name}')}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)  # a refusal is one line and exit status 2, as for every stage
